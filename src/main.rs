@@ -1,0 +1,41 @@
+//! The `minichat` command: reads the command line and runs what it asks.
+//! Everything else lives in the library (src/lib.rs).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use minichat::cli::{self, Invocation};
+use minichat::{Config, Server};
+
+/// Exit code of a command line that cannot be obeyed.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Invocation::Help) => {
+            print!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Version) => {
+            println!("minichat {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Serve(config)) => serve(config),
+        Err(error) => {
+            eprintln!("minichat: {error}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let address = SocketAddr::new(config.bind, config.port);
+    let result = Server::bind(config).and_then(Server::run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("minichat: cannot serve on {address}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

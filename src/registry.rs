@@ -1,0 +1,124 @@
+//! The registry of connected users: who is logged in, under which name, and
+//! the socket to reach them.
+//!
+//! One `Mutex<HashMap<key, User>>` shared by every connection thread. Whoever
+//! holds the lock may write to any registered user's socket, and **every
+//! write to a client socket in minichat happens under this lock**: that is
+//! what keeps two threads from interleaving their bytes in one line
+//! (`RECEIVE al` + `OK PI` + `ice hi`...). The cost of this simple rule is
+//! that a recipient that stops reading holds the lock while the server tries
+//! to write to it; the write timeout bounds that stall (see [`Outbox`]).
+//!
+//! [`Outbox`]: crate::outbox::Outbox
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::protocol::{Error, ErrorCode, name_key, shown};
+
+/// Identifies one accepted connection for its whole life, so that a session
+/// can only ever remove its own entry, never a newer user's of the same name.
+pub type ConnId = u64;
+
+/// A logged-in user.
+#[derive(Debug)]
+pub struct User {
+    /// The name as it was registered (shown by LIST, RECEIVE and `OK`).
+    pub name: String,
+    /// The connection that registered it.
+    pub id: ConnId,
+    /// A handle on that connection's socket, for other threads to write to.
+    pub stream: TcpStream,
+}
+
+/// The users, by [`name_key`] of their names.
+#[derive(Debug, Default)]
+pub struct Users(HashMap<String, User>);
+
+/// The shared registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    users: Mutex<Users>,
+}
+
+impl Registry {
+    /// Takes the lock. A thread that panicked while holding it cannot have
+    /// left the map half-updated (every change is one `insert` or `remove`),
+    /// so a poisoned lock is used as it is: one broken session must not take
+    /// the server down.
+    pub fn lock(&self) -> MutexGuard<'_, Users> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Users {
+    /// `CONNECT`: registers `name` for connection `id`, or
+    /// `ERR NAME_TAKEN` if a user holds the same name case-insensitively.
+    pub fn register(&mut self, name: &str, id: ConnId, stream: TcpStream) -> Result<(), Error> {
+        let key = name_key(name);
+        if let Some(holder) = self.0.get(&key) {
+            return Err(Error::new(
+                ErrorCode::NameTaken,
+                format!("{} is already connected", holder.name),
+            ));
+        }
+        let user = User {
+            name: name.to_owned(),
+            id,
+            stream,
+        };
+        self.0.insert(key, user);
+        Ok(())
+    }
+
+    /// The user registered under `name`, case-insensitively, with its key,
+    /// or `ERR NO_SUCH_USER`.
+    pub fn find(&self, name: &str) -> Result<(&str, &User), Error> {
+        let (key, user) = self
+            .0
+            .get_key_value(&name_key(name))
+            .ok_or_else(|| no_such_user(name))?;
+        Ok((key, user))
+    }
+
+    /// The user registered under `key` (a [`name_key`]).
+    pub fn get(&self, key: &str) -> Option<&User> {
+        self.0.get(key)
+    }
+
+    /// Removes `name` if connection `id` still holds it, and returns it.
+    /// (A writer may already have dropped that user for a write timeout, and
+    /// a new connection may have taken the name since.)
+    pub fn remove(&mut self, name: &str, id: ConnId) -> Option<User> {
+        let key = name_key(name);
+        if self.0.get(&key)?.id != id {
+            return None;
+        }
+        self.0.remove(&key)
+    }
+
+    /// The registered names, sorted case-insensitively for a stable LIST.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.0.values().map(|user| user.name.as_str()).collect();
+        names.sort_by_cached_key(|name| name_key(name));
+        names
+    }
+
+    /// How many users are logged in.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `ERR NO_SUCH_USER` for `name`.
+pub fn no_such_user(name: &str) -> Error {
+    Error::new(
+        ErrorCode::NoSuchUser,
+        format!("no connected user named {}", shown(name)),
+    )
+}
