@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::protocol::{Error, ErrorCode, name_key, shown};
 
@@ -28,8 +28,9 @@ pub struct User {
     pub name: String,
     /// The connection that registered it.
     pub id: ConnId,
-    /// A handle on that connection's socket, for other threads to write to.
-    pub stream: TcpStream,
+    /// That connection's socket, shared with its session, for other threads
+    /// to write to.
+    pub stream: Arc<TcpStream>,
 }
 
 /// The users, by [`name_key`] of their names.
@@ -55,7 +56,12 @@ impl Registry {
 impl Users {
     /// `CONNECT`: registers `name` for connection `id`, or
     /// `ERR NAME_TAKEN` if a user holds the same name case-insensitively.
-    pub fn register(&mut self, name: &str, id: ConnId, stream: TcpStream) -> Result<(), Error> {
+    pub fn register(
+        &mut self,
+        name: &str,
+        id: ConnId,
+        stream: Arc<TcpStream>,
+    ) -> Result<(), Error> {
         let key = name_key(name);
         if let Some(holder) = self.0.get(&key) {
             return Err(Error::new(

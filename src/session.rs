@@ -56,7 +56,8 @@ struct Client {
     _slot: Slot,
     /// Set by a successful `CONNECT`.
     login: Option<Login>,
-    stream: TcpStream,
+    /// The socket, shared with the registry once logged in.
+    stream: Arc<TcpStream>,
     id: ConnId,
     peer: SocketAddr,
     /// How the log names this client: its address, then its user name once
@@ -102,7 +103,7 @@ impl Session {
             client: Client {
                 _slot: slot,
                 login: None,
-                stream,
+                stream: Arc::new(stream),
                 id,
                 peer,
                 label: peer.to_string(),
@@ -146,7 +147,7 @@ impl Session {
             if let Err(end) = self.client.arm_read_timeout() {
                 return end;
             }
-            match self.lines.fill(&mut self.client.stream) {
+            match self.lines.fill(&mut &*self.client.stream) {
                 Ok(0) => return End::Closed,
                 Ok(_) => {}
                 // The read timed out: the loop checks which clock expired.
@@ -212,11 +213,7 @@ impl Client {
         };
         match command {
             Command::Connect(name) => {
-                let stream = match self.stream.try_clone() {
-                    Ok(stream) => stream,
-                    Err(e) => return Ok(Flow::Stop(End::Failed(e))),
-                };
-                users.register(name, self.id, stream)?;
+                users.register(name, self.id, Arc::clone(&self.stream))?;
                 self.login = Some(Login {
                     name: name.to_owned(),
                     id: self.id,
