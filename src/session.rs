@@ -220,7 +220,7 @@ impl Client {
                     shared: Arc::clone(&self.shared),
                 });
                 self.shared.log.event(format_args!(
-                    "{} logged in as {name} ({} users)",
+                    "{} logged in as {name} ({} logged in)",
                     self.peer,
                     users.len()
                 ));
