@@ -411,6 +411,98 @@ mod tests {
         assert!(error(&["chat"]).contains("unexpected argument"));
     }
 
+    fn connect(args: &[&str]) -> ConnectOptions {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Connect(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn check(args: &[&str]) -> CheckOptions {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Check(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connect_defaults_to_the_local_server() {
+        let options = connect(&["connect"]);
+        assert_eq!(options, ConnectOptions::default());
+        assert_eq!(options.target.to_string(), "127.0.0.1:1234");
+        assert!(!options.raw);
+        assert_eq!(options.wait, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn connect_reads_its_target_and_flags() {
+        let options = connect(&["connect", "--raw", "[::1]:4000", "--wait=0.5"]);
+        assert_eq!(
+            (options.target.host.as_str(), options.target.port),
+            ("::1", 4000)
+        );
+        assert!(options.raw);
+        assert_eq!(options.wait, Duration::from_millis(500));
+        assert_eq!(connect(&["connect", "example.org"]).target.port, 1234);
+    }
+
+    #[test]
+    fn check_defaults_and_flags() {
+        let options = check(&["check"]);
+        assert_eq!(options, CheckOptions::default());
+        assert_eq!(options.max_connections, 5);
+        assert_eq!(options.wait, Duration::from_secs(3));
+        assert_eq!((options.login_timeout, options.idle_timeout), (None, None));
+        let options = check(&[
+            "check",
+            "10.0.0.2:7000",
+            "--max-connections",
+            "3",
+            "--wait",
+            "1",
+            "--idle-timeout=4",
+        ]);
+        assert_eq!(options.target.to_string(), "10.0.0.2:7000");
+        assert_eq!(options.max_connections, 3);
+        assert_eq!(options.wait, Duration::from_secs(1));
+        assert_eq!(options.login_timeout, None);
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(4)));
+        let options = check(&["check", "--timeouts", "2"]);
+        assert_eq!(options.login_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn client_tools_refuse_bad_flags_and_values() {
+        assert!(error(&["connect", "--port", "1"]).contains("unknown option --port"));
+        assert!(error(&["connect", "a", "b"]).contains("unexpected argument \"b\""));
+        assert!(error(&["connect", "host:http"]).contains("invalid port"));
+        assert!(error(&["connect", "--raw=yes"]).contains("takes no value"));
+        assert!(error(&["connect", "--wait", "0"]).contains("more than 0"));
+        assert!(error(&["check", "--wait", "-1"]).contains("more than 0"));
+        assert!(error(&["check", "--wait", "soon"]).contains("invalid value"));
+        assert!(error(&["check", "--max-connections", "0"]).contains("at least 1"));
+        assert!(error(&["check", "--timeouts"]).contains("needs a value"));
+        assert!(error(&["check", "--verbose"]).contains("unknown option"));
+        assert!(error(&["serve", "connect"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn help_wins_in_every_subcommand_and_documents_them() {
+        assert_eq!(parse(["connect", "--help"]), Ok(Invocation::Help));
+        assert_eq!(parse(["check", "x", "-h"]), Ok(Invocation::Help));
+        let usage = usage();
+        for word in [
+            "minichat connect",
+            "minichat check",
+            "--raw",
+            "--timeouts",
+            "--wait",
+        ] {
+            assert!(usage.contains(word), "{word}");
+        }
+    }
+
     #[test]
     fn usage_errors_are_one_line() {
         let message = UsageError("--port needs a value".into()).to_string();
