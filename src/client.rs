@@ -285,9 +285,12 @@ fn send_input(
         }
     }
     // End of input: say so to the server, and show what it still sends.
+    // If the server had closed first (after QUIT, say), that is the end.
     let _ = writer.shutdown(Shutdown::Write); // it may be closed already
-    let _ = wait_for_close(events, wait);
-    Ok(End::InputEnded)
+    match wait_for_close(events, wait) {
+        Ok(end @ (End::Quit | End::TimedOut)) => Ok(end),
+        _ => Ok(End::InputEnded),
+    }
 }
 
 /// Waits (at most `wait`) for the reader to see the connection end.

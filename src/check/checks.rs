@@ -28,13 +28,23 @@ pub struct Check {
     /// Shown after PASS or FAIL; stable, so a test or a student can grep it.
     pub name: &'static str,
     pub run: CheckFn,
+    /// The most connections the check holds open at once (`None`: the
+    /// limit checks, which open `--max-connections` and one more).
+    connections: Option<usize>,
     needs: Needs,
 }
 
 impl Check {
-    /// The flag this check needs and was not given, if any.
-    pub fn needs(&self, options: &CheckOptions) -> Option<&'static str> {
-        match self.needs {
+    /// Why this check cannot run with these options, if it cannot: a
+    /// flag it needs, or more connections than the server allows.
+    pub fn cannot_run(&self, options: &CheckOptions) -> Option<String> {
+        if let Some(n) = self.connections.filter(|&n| n > options.max_connections) {
+            return Some(format!(
+                "needs {n} connections at once, the server allows {}",
+                options.max_connections
+            ));
+        }
+        let flag = match self.needs {
             Needs::Nothing => None,
             Needs::LoginTimeout => options
                 .login_timeout
@@ -44,14 +54,25 @@ impl Check {
                 .idle_timeout
                 .is_none()
                 .then_some("--idle-timeout SECS or --timeouts SECS"),
-        }
+        };
+        flag.map(|flag| format!("run with {flag}"))
     }
 }
 
-const fn check(name: &'static str, run: CheckFn) -> Check {
+const fn check(name: &'static str, connections: usize, run: CheckFn) -> Check {
     Check {
         name,
         run,
+        connections: Some(connections),
+        needs: Needs::Nothing,
+    }
+}
+
+const fn limit_check(name: &'static str, run: CheckFn) -> Check {
+    Check {
+        name,
+        run,
+        connections: None,
         needs: Needs::Nothing,
     }
 }
@@ -60,47 +81,49 @@ const fn check(name: &'static str, run: CheckFn) -> Check {
 /// failure a student sees is the most basic one.
 pub fn all() -> Vec<Check> {
     vec![
-        check("greeting", greeting),
-        check("replies-end-with-crlf", replies_end_with_crlf),
-        check("lf-and-crlf-accepted", lf_and_crlf_accepted),
-        check("blank-lines-ignored", blank_lines_ignored),
-        check("verbs-case-insensitive", verbs_case_insensitive),
-        check("spaces-between-fields", spaces_between_fields),
-        check("help", help),
-        check("commands-before-login", commands_before_login),
-        check("connect-and-already-connected", connect_twice),
-        check("syntax-errors", syntax_errors),
-        check("unknown-command", unknown_command),
-        check("name-characters", name_characters),
-        check("name-length-16-vs-17", name_length),
-        check("names-case-insensitive", names_case_insensitive),
-        check("name-released-after-quit", name_released_after_quit),
-        check("name-released-after-close", name_released_after_close),
-        check("send-and-receive", send_and_receive),
-        check("no-such-user", no_such_user),
-        check("self-send-receive-before-ok", self_send),
-        check("text-length-counts-characters", text_length),
-        check("text-control-characters", text_control_characters),
-        check("text-bidi-characters", text_bidi_characters),
-        check("invalid-utf8", invalid_utf8),
-        check("line-512-vs-513-bytes", line_512_vs_513),
-        check("line-of-1-mb", line_of_1_mb),
-        check("error-precedence", error_precedence),
-        check("list-content", list_content),
-        check("pipelined-order", pipelined_order),
-        check("concurrent-senders", concurrent_senders),
-        check("no-spoofing", no_spoofing),
-        check("connection-limit", connection_limit),
-        check("slot-reused-after-quit", slot_reused_after_quit),
-        check("slot-reused-after-close", slot_reused_after_close),
+        check("greeting", 1, greeting),
+        check("replies-end-with-crlf", 1, replies_end_with_crlf),
+        check("lf-and-crlf-accepted", 1, lf_and_crlf_accepted),
+        check("blank-lines-ignored", 1, blank_lines_ignored),
+        check("verbs-case-insensitive", 1, verbs_case_insensitive),
+        check("spaces-between-fields", 1, spaces_between_fields),
+        check("help", 1, help),
+        check("commands-before-login", 1, commands_before_login),
+        check("connect-and-already-connected", 1, connect_twice),
+        check("syntax-errors", 1, syntax_errors),
+        check("unknown-command", 1, unknown_command),
+        check("name-characters", 2, name_characters),
+        check("name-length-16-vs-17", 1, name_length),
+        check("names-case-insensitive", 3, names_case_insensitive),
+        check("name-released-after-quit", 1, name_released_after_quit),
+        check("name-released-after-close", 2, name_released_after_close),
+        check("send-and-receive", 2, send_and_receive),
+        check("no-such-user", 2, no_such_user),
+        check("self-send-receive-before-ok", 1, self_send),
+        check("text-length-counts-characters", 2, text_length),
+        check("text-control-characters", 2, text_control_characters),
+        check("text-bidi-characters", 2, text_bidi_characters),
+        check("invalid-utf8", 3, invalid_utf8),
+        check("line-512-vs-513-bytes", 2, line_512_vs_513),
+        check("line-of-1-mb", 1, line_of_1_mb),
+        check("error-precedence", 3, error_precedence),
+        check("list-content", 4, list_content),
+        check("pipelined-order", 2, pipelined_order),
+        check("concurrent-senders", 4, concurrent_senders),
+        check("no-spoofing", 2, no_spoofing),
+        limit_check("connection-limit", connection_limit),
+        limit_check("slot-reused-after-quit", slot_reused_after_quit),
+        limit_check("slot-reused-after-close", slot_reused_after_close),
         Check {
             name: "login-timeout",
             run: login_timeout,
+            connections: Some(1),
             needs: Needs::LoginTimeout,
         },
         Check {
             name: "idle-timeout",
             run: idle_timeout,
+            connections: Some(1),
             needs: Needs::IdleTimeout,
         },
     ]

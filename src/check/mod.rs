@@ -210,8 +210,8 @@ pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<Report> {
     };
     let mut report = Report::default();
     for check in checks::all() {
-        if let Some(needs) = check.needs(options) {
-            writeln!(out, "SKIP {} (run with {needs})", check.name)?;
+        if let Some(why) = check.cannot_run(options) {
+            writeln!(out, "SKIP {} ({why})", check.name)?;
             report.outcomes.push(Outcome {
                 name: check.name,
                 result: None,
