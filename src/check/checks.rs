@@ -569,10 +569,13 @@ fn list_content(lab: &mut Lab<'_>) -> Result<(), Failure> {
         // Nobody else is connected: the exact form of an empty list.
         watcher.ask("LIST", "OK LIST")?;
     }
-    let _anonymous = lab.connect("connection 2")?;
+    let mut anonymous = lab.connect("connection 2")?;
     let mut z = lab.login(&zoe)?;
     let b = lab.login(&bob)?;
-    list(&mut watcher, &[&zoe, &bob], &[])?;
+    // Failed logins do not show in the list either.
+    anonymous.ask_error(&format!("CONNECT {}", zoe.to_uppercase()), "NAME_TAKEN")?;
+    anonymous.ask_error("CONNECT b*b", "BAD_NAME")?;
+    list(&mut watcher, &[&zoe, &bob], &["b*b"])?;
     list(&mut z, &[&zoe, &bob], &[])?;
     b.quit()?;
     list(&mut watcher, &[&zoe], &[&bob]).map(drop)
@@ -761,24 +764,49 @@ fn login_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
 }
 
 /// A connection that sends no complete line gets ERR TIMEOUT after the
-/// idle timeout: complete lines restart the clock, single bytes do not.
+/// idle timeout. Every complete line restarts the clock (a PING, a blank
+/// line, a refused line, an over-long line at its LF); single bytes of an
+/// unfinished line do not.
 fn idle_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let timeout = lab.options.idle_timeout.unwrap_or_default();
     let mut c = lab.login(&lab.name("idler"))?;
-    // Complete lines, a third of the timeout apart, for 1.5 times it.
-    let keep_until = Instant::now() + timeout.mul_f64(1.5);
-    while Instant::now() < keep_until {
-        if let Some(line) = c.poll_line(timeout / 3)? {
-            return Err(c.mismatch("nothing while PINGs keep the connection alive", &line));
+    let mut over_long = vec![b'x'; 600];
+    over_long.push(b'\n');
+    // Lines 0.6 of the timeout apart: any two gaps together exceed it, so
+    // a line that did not restart the clock lets the timeout fire.
+    let steps: [(&[u8], Option<&str>); 5] = [
+        (b"PING\n", Some("OK PING")),
+        (b"\n", None),
+        (b"FROB\n", Some("UNKNOWN_COMMAND")),
+        (&over_long, Some("TOO_LONG")),
+        (b"PING\n", Some("OK PING")),
+    ];
+    let mut last_line = Instant::now();
+    for (i, (line, reply)) in steps.into_iter().enumerate() {
+        if i > 0 {
+            if let Some(got) = c.poll_line(timeout.mul_f64(0.6))? {
+                return Err(c.mismatch(
+                    &format!(
+                        "nothing: complete lines 0.6 x {} apart keep a connection open",
+                        seconds(timeout)
+                    ),
+                    &got,
+                ));
+            }
         }
-        c.sync()?;
+        c.send_bytes(line)?;
+        last_line = Instant::now();
+        match reply {
+            Some("OK PING") => c.expect("OK PING")?,
+            Some(code) => c.expect_error(code).map(drop)?,
+            None => {}
+        }
     }
-    // Then only bytes of an unfinished line.
-    let started = Instant::now();
-    let deadline = started + timeout + lab.wait();
+    // Then only bytes of an unfinished line, a quarter of the timeout apart.
+    let deadline = last_line + timeout + lab.wait();
     loop {
         if let Some(line) = c.poll_line(timeout / 4)? {
-            return check_timeout_line(lab, &mut c, started, timeout, "the idle timeout", &line);
+            return check_timeout_line(&mut c, last_line, timeout, "the idle timeout", &line);
         }
         if Instant::now() >= deadline {
             return Err(c.mismatch(
@@ -803,7 +831,7 @@ fn expect_timeout(
 ) -> Result<(), Failure> {
     let within = (started + timeout + lab.wait()).saturating_duration_since(Instant::now());
     match c.poll_line(within)? {
-        Some(line) => check_timeout_line(lab, c, started, timeout, which, &line),
+        Some(line) => check_timeout_line(c, started, timeout, which, &line),
         None => Err(c.mismatch(
             &format!(
                 "\"ERR TIMEOUT <reason>\" after {which} ({})",
@@ -814,8 +842,9 @@ fn expect_timeout(
     }
 }
 
+/// Checks that `line` is ERR TIMEOUT, not sent too early, and that the
+/// connection then closes.
 fn check_timeout_line(
-    _lab: &Lab<'_>,
     c: &mut Probe,
     started: Instant,
     timeout: Duration,

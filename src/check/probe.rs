@@ -281,9 +281,9 @@ pub fn is_error(line: &str, code: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
-/// `3 s`, `0.5 s`.
+/// `3 s`, `0.5 s`, `1.01 s`: to the hundredth.
 pub fn seconds(duration: Duration) -> String {
-    format!("{} s", duration.as_secs_f64())
+    format!("{} s", (duration.as_secs_f64() * 100.0).round() / 100.0)
 }
 
 /// A line as a failure shows it: quoted, control characters escaped,
@@ -342,5 +342,7 @@ mod tests {
         assert_eq!(shown_bytes(b"caf\xe9\n"), "\"caf\\xE9\\n\"");
         assert!(shown_bytes(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
         assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(seconds(Duration::from_secs(3)), "3 s");
+        assert_eq!(seconds(Duration::from_nanos(1_006_570_079)), "1.01 s");
     }
 }
