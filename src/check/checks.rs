@@ -783,16 +783,18 @@ fn idle_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
     ];
     let mut last_line = Instant::now();
     for (i, (line, reply)) in steps.into_iter().enumerate() {
-        if i > 0 {
-            if let Some(got) = c.poll_line(timeout.mul_f64(0.6))? {
-                return Err(c.mismatch(
-                    &format!(
-                        "nothing: complete lines 0.6 x {} apart keep a connection open",
-                        seconds(timeout)
-                    ),
-                    &got,
-                ));
-            }
+        let quiet = match i {
+            0 => None,
+            _ => c.poll_line(timeout.mul_f64(0.6))?,
+        };
+        if let Some(got) = quiet {
+            return Err(c.mismatch(
+                &format!(
+                    "nothing: complete lines 0.6 x {} apart keep a connection open",
+                    seconds(timeout)
+                ),
+                &got,
+            ));
         }
         c.send_bytes(line)?;
         last_line = Instant::now();
