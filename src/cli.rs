@@ -52,7 +52,7 @@ pub fn usage() -> String {
         "\
 minichat {version}: a small text-messaging server (the minichat protocol, version 1)
 
-Usage: minichat [serve] [OPTIONS]            run the server
+Usage: minichat [serve] [OPTIONS]                run the server
        minichat connect [HOST[:PORT]] [OPTIONS]  talk to a server, line by line
        minichat check [HOST[:PORT]] [OPTIONS]    test a server against the protocol
 

@@ -130,11 +130,11 @@ pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
     let writer = stream.try_clone().map_err(ClientError::Io)?;
     let mut lines = ServerLines::new(stream);
     let greeting = greet(&mut lines, options)?;
-    println!("{}", show(&greeting, options.raw));
     let interactive = io::stdin().is_terminal();
     if interactive {
         eprintln!("minichat: connected to {target}; type HELP for the commands, Ctrl-D to leave");
     }
+    println!("{}", show(&greeting, options.raw));
     // The reader blocks on the socket for as long as the session lasts.
     lines
         .stream()
