@@ -15,7 +15,6 @@ pub mod probe;
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -173,11 +172,6 @@ impl Lab<'_> {
         probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
         Ok(probe)
     }
-
-    /// The shared record of the last line sent, for probes made by hand.
-    pub fn last_sent(&self) -> LastSent {
-        Arc::clone(&self.last_sent)
-    }
 }
 
 /// A unique-enough start for the tags of this run: the process id mixed
@@ -200,7 +194,6 @@ pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<Report> {
         seconds(options.wait)
     )?;
     let seed = run_seed();
-    let counter = AtomicU32::new(0);
     let (addrs, mut down) = match options.target.resolve() {
         Ok(addrs) => (addrs, None),
         Err(e) => (
@@ -209,7 +202,7 @@ pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<Report> {
         ),
     };
     let mut report = Report::default();
-    for check in checks::all() {
+    for (n, check) in checks::all().into_iter().enumerate() {
         if let Some(why) = check.cannot_run(options) {
             writeln!(out, "SKIP {} ({why})", check.name)?;
             report.outcomes.push(Outcome {
@@ -221,7 +214,6 @@ pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<Report> {
         let result = match &down {
             Some(reason) => Err(Failure::new(format!("not run: {reason}"))),
             None => {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
                 let mut lab = Lab {
                     options,
                     addrs: &addrs,
