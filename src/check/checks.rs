@@ -2,8 +2,9 @@
 //! outside, as a table of (name, function). Each function drives the
 //! server through a [`Lab`] and returns the first [`Failure`] it sees.
 //!
-//! A check uses at most `--max-connections` connections at once (the
-//! connection-limit checks use one more), with user names unique to it.
+//! Each check declares how many connections it holds open at once, and is
+//! skipped when the server allows fewer (the connection-limit checks open
+//! `--max-connections` and one more). User names are unique to each check.
 
 use std::thread;
 use std::time::{Duration, Instant};
