@@ -1,4 +1,6 @@
-//! The command line: `minichat [serve] [FLAGS]`, `--help`, `--version`.
+//! The command line: `minichat [serve] [FLAGS]`, `minichat connect
+//! [HOST[:PORT]] [FLAGS]`, `minichat check [HOST[:PORT]] [FLAGS]`,
+//! `--help`, `--version`.
 //!
 //! Parsing is a pure function from the arguments to an [`Invocation`], so
 //! every flag is tested without starting anything. A bad flag or value is a
@@ -8,16 +10,24 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
+use crate::check::CheckOptions;
+use crate::client::ConnectOptions;
 use crate::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
 };
+use crate::remote::Target;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     /// `minichat [serve] [FLAGS]`: run the server.
     Serve(Config),
+    /// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]`: the
+    /// interactive client.
+    Connect(ConnectOptions),
+    /// `minichat check [HOST[:PORT]] [FLAGS]`: the conformance suite.
+    Check(CheckOptions),
     /// `--help`: print [`usage`] on stdout.
     Help,
     /// `--version`: print the version on stdout.
@@ -42,9 +52,13 @@ pub fn usage() -> String {
         "\
 minichat {version}: a small text-messaging server (the minichat protocol, version 1)
 
-Usage: minichat [serve] [OPTIONS]
+Usage: minichat [serve] [OPTIONS]                run the server
+       minichat connect [HOST[:PORT]] [OPTIONS]  talk to a server, line by line
+       minichat check [HOST[:PORT]] [OPTIONS]    test a server against the protocol
 
-Options:
+HOST defaults to 127.0.0.1 and PORT to {port}; write an IPv6 address as [::1]:{port}.
+
+Server options:
   --bind ADDR             address to listen on [default: 0.0.0.0]
   --port N                TCP port, 0 for any free port [default: {port}]
   --max-connections N     open connections allowed at once, at least 1 [default: {max}]
@@ -55,7 +69,19 @@ Options:
   --help                  print this help
   --version               print the version
 
-Try it: minichat --port 1234, then in two other terminals: nc localhost 1234
+Connect options:
+  --raw                   show the protocol's lines as they are, not rendered
+  --wait SECS             wait at most SECS for the greeting and, with piped input,
+                          for the reply to each line before the next [default: {reply_wait}]
+
+Check options (prints PASS/FAIL per check, then \"N passed, M failed\"; exit 0 if all pass):
+  --max-connections N     the server's connection limit [default: {max}]
+  --wait SECS             wait at most SECS for each expected line [default: {check_wait}]
+  --login-timeout SECS    also check the server's login timeout, set to SECS
+  --idle-timeout SECS     also check the server's idle timeout, set to SECS
+  --timeouts SECS         both of the above (start the server with a small value)
+
+Try it: minichat --port 1234, then in two other terminals: minichat connect
 ",
         version = env!("CARGO_PKG_VERSION"),
         port = DEFAULT_PORT,
@@ -63,6 +89,8 @@ Try it: minichat --port 1234, then in two other terminals: nc localhost 1234
         login = DEFAULT_LOGIN_TIMEOUT.as_secs(),
         idle = DEFAULT_IDLE_TIMEOUT.as_secs(),
         write = DEFAULT_WRITE_TIMEOUT.as_secs(),
+        reply_wait = crate::client::DEFAULT_REPLY_WAIT.as_secs(),
+        check_wait = crate::check::DEFAULT_WAIT.as_secs(),
     )
 }
 
@@ -72,59 +100,196 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let mut args = args
+    let args = args
         .into_iter()
         .map(|arg| {
             arg.into()
                 .into_string()
                 .map_err(|arg| UsageError(format!("argument {arg:?} is not valid UTF-8")))
         })
-        .collect::<Result<Vec<String>, UsageError>>()?
-        .into_iter()
-        .peekable();
-    if args.peek().is_some_and(|first| first == "serve") {
-        args.next();
+        .collect::<Result<Vec<String>, UsageError>>()?;
+    let mut args = Args(args.into_iter());
+    let subcommand = args.0.as_slice().first().map(String::as_str);
+    match subcommand {
+        Some("serve") | Some("connect") | Some("check") => {
+            let subcommand = subcommand.map(str::to_owned);
+            args.0.next();
+            match subcommand.as_deref() {
+                Some("connect") => parse_connect(args),
+                Some("check") => parse_check(args),
+                _ => parse_serve(args),
+            }
+        }
+        _ => parse_serve(args),
     }
+}
+
+/// The arguments after the subcommand.
+struct Args(std::vec::IntoIter<String>);
+
+/// One argument: a flag with its `=value` if written so, or a word.
+enum Arg {
+    Flag(String, Option<String>),
+    Word(String),
+}
+
+impl Args {
+    fn next(&mut self) -> Option<Arg> {
+        let arg = self.0.next()?;
+        Some(match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                Arg::Flag(flag.to_owned(), Some(value.to_owned()))
+            }
+            _ if arg.starts_with('-') => Arg::Flag(arg, None),
+            _ => Arg::Word(arg),
+        })
+    }
+
+    /// The value of `flag`: its `=value`, or the next argument.
+    fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
+        inline
+            .or_else(|| self.0.next())
+            .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+    }
+}
+
+/// Flags every subcommand reads the same way: they win over everything.
+fn common_flag(flag: &str) -> Option<Invocation> {
+    match flag {
+        "--help" | "-h" => Some(Invocation::Help),
+        "--version" | "-V" => Some(Invocation::Version),
+        _ => None,
+    }
+}
+
+fn no_value(flag: &str, inline: &Option<String>) -> Result<(), UsageError> {
+    match inline {
+        Some(_) => Err(UsageError(format!("{flag} takes no value"))),
+        None => Ok(()),
+    }
+}
+
+fn unknown(flag: &str) -> UsageError {
+    UsageError(format!("unknown option {flag}"))
+}
+
+/// `minichat [serve] [FLAGS]`.
+fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
     let mut config = Config::default();
     while let Some(arg) = args.next() {
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
+        let (flag, inline) = match arg {
+            Arg::Flag(flag, inline) => (flag, inline),
+            Arg::Word(word) => return Err(UsageError(format!("unexpected argument {word:?}"))),
         };
-        let mut value = || {
-            inline_value
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| UsageError(format!("{flag} needs a value")))
-        };
+        if let Some(invocation) = common_flag(&flag) {
+            return Ok(invocation);
+        }
         match flag.as_str() {
-            "--help" | "-h" => return Ok(Invocation::Help),
-            "--version" | "-V" => return Ok(Invocation::Version),
-            "--verbose" | "-v" => config.verbose = true,
+            "--verbose" | "-v" => {
+                no_value(&flag, &inline)?;
+                config.verbose = true;
+            }
             "--bind" => {
-                config.bind = parse_value(&flag, &value()?, "an IP address such as 0.0.0.0 or ::1")?
+                config.bind = parse_value(
+                    &flag,
+                    &args.value(&flag, inline)?,
+                    "an IP address such as 0.0.0.0 or ::1",
+                )?
             }
             "--port" => {
-                config.port = parse_value(&flag, &value()?, "a port number from 0 to 65535")?
+                config.port = parse_value(
+                    &flag,
+                    &args.value(&flag, inline)?,
+                    "a port number from 0 to 65535",
+                )?
             }
             "--max-connections" => {
-                config.max_connections = at_least_one(&flag, &value()?)?;
+                config.max_connections = at_least_one(&flag, &args.value(&flag, inline)?)?;
             }
-            "--login-timeout" => config.login_timeout = seconds_or_never(&flag, &value()?)?,
-            "--idle-timeout" => config.idle_timeout = seconds_or_never(&flag, &value()?)?,
+            "--login-timeout" => {
+                config.login_timeout = seconds_or_never(&flag, &args.value(&flag, inline)?)?
+            }
+            "--idle-timeout" => {
+                config.idle_timeout = seconds_or_never(&flag, &args.value(&flag, inline)?)?
+            }
             "--write-timeout" => {
-                config.write_timeout = Duration::from_secs(at_least_one(&flag, &value()?)? as u64);
+                let secs = at_least_one(&flag, &args.value(&flag, inline)?)?;
+                config.write_timeout = Duration::from_secs(secs as u64);
             }
-            _ if flag.starts_with('-') => return Err(UsageError(format!("unknown option {flag}"))),
-            _ => return Err(UsageError(format!("unexpected argument {flag:?}"))),
-        }
-        if inline_value.is_some() && matches!(flag.as_str(), "--verbose" | "--help" | "--version") {
-            return Err(UsageError(format!("{flag} takes no value")));
+            _ => return Err(unknown(&flag)),
         }
     }
     Ok(Invocation::Serve(config))
+}
+
+/// The optional `HOST[:PORT]` of `connect` and `check`.
+fn parse_target(word: &str, target: &mut Option<Target>) -> Result<(), UsageError> {
+    if target.is_some() {
+        return Err(UsageError(format!("unexpected argument {word:?}")));
+    }
+    *target = Some(Target::parse(word).map_err(UsageError)?);
+    Ok(())
+}
+
+/// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]`.
+fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
+    let mut options = ConnectOptions::default();
+    let mut target = None;
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg {
+            Arg::Flag(flag, inline) => (flag, inline),
+            Arg::Word(word) => {
+                parse_target(&word, &mut target)?;
+                continue;
+            }
+        };
+        if let Some(invocation) = common_flag(&flag) {
+            return Ok(invocation);
+        }
+        match flag.as_str() {
+            "--raw" => {
+                no_value(&flag, &inline)?;
+                options.raw = true;
+            }
+            "--wait" => options.wait = positive_seconds(&flag, &args.value(&flag, inline)?)?,
+            _ => return Err(unknown(&flag)),
+        }
+    }
+    options.target = target.unwrap_or_default();
+    Ok(Invocation::Connect(options))
+}
+
+/// `minichat check [HOST[:PORT]] [FLAGS]`.
+fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
+    let mut options = CheckOptions::default();
+    let mut target = None;
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg {
+            Arg::Flag(flag, inline) => (flag, inline),
+            Arg::Word(word) => {
+                parse_target(&word, &mut target)?;
+                continue;
+            }
+        };
+        if let Some(invocation) = common_flag(&flag) {
+            return Ok(invocation);
+        }
+        let mut value = || args.value(&flag, inline.clone());
+        match flag.as_str() {
+            "--max-connections" => options.max_connections = at_least_one(&flag, &value()?)?,
+            "--wait" => options.wait = positive_seconds(&flag, &value()?)?,
+            "--login-timeout" => options.login_timeout = Some(positive_seconds(&flag, &value()?)?),
+            "--idle-timeout" => options.idle_timeout = Some(positive_seconds(&flag, &value()?)?),
+            "--timeouts" => {
+                let timeout = positive_seconds(&flag, &value()?)?;
+                options.login_timeout = Some(timeout);
+                options.idle_timeout = Some(timeout);
+            }
+            _ => return Err(unknown(&flag)),
+        }
+    }
+    options.target = target.unwrap_or_default();
+    Ok(Invocation::Check(options))
 }
 
 fn parse_value<T: std::str::FromStr>(
@@ -145,6 +310,21 @@ fn at_least_one(flag: &str, value: &str) -> Result<usize, UsageError> {
         n => Ok(n),
     }
 }
+
+/// A duration in seconds, fractions allowed (`0.5`), more than zero.
+fn positive_seconds(flag: &str, value: &str) -> Result<Duration, UsageError> {
+    let secs: f64 = parse_value(flag, value, "a number of seconds such as 3 or 0.5")?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(duration) if !duration.is_zero() && duration <= MAX_WAIT => Ok(duration),
+        _ => Err(UsageError(format!(
+            "{flag}: must be more than 0 and at most {} seconds",
+            MAX_WAIT.as_secs()
+        ))),
+    }
+}
+
+/// The longest wait or timeout the client tools accept: a day.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 fn seconds_or_never(flag: &str, value: &str) -> Result<Option<Duration>, UsageError> {
     let secs: u64 = parse_value(flag, value, "a number of seconds, 0 for never")?;
@@ -229,6 +409,98 @@ mod tests {
         assert!(error(&["--idle-timeout", "-1"]).contains("invalid value"));
         assert!(error(&["--verbose=yes"]).contains("takes no value"));
         assert!(error(&["chat"]).contains("unexpected argument"));
+    }
+
+    fn connect(args: &[&str]) -> ConnectOptions {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Connect(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn check(args: &[&str]) -> CheckOptions {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Check(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connect_defaults_to_the_local_server() {
+        let options = connect(&["connect"]);
+        assert_eq!(options, ConnectOptions::default());
+        assert_eq!(options.target.to_string(), "127.0.0.1:1234");
+        assert!(!options.raw);
+        assert_eq!(options.wait, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn connect_reads_its_target_and_flags() {
+        let options = connect(&["connect", "--raw", "[::1]:4000", "--wait=0.5"]);
+        assert_eq!(
+            (options.target.host.as_str(), options.target.port),
+            ("::1", 4000)
+        );
+        assert!(options.raw);
+        assert_eq!(options.wait, Duration::from_millis(500));
+        assert_eq!(connect(&["connect", "example.org"]).target.port, 1234);
+    }
+
+    #[test]
+    fn check_defaults_and_flags() {
+        let options = check(&["check"]);
+        assert_eq!(options, CheckOptions::default());
+        assert_eq!(options.max_connections, 5);
+        assert_eq!(options.wait, Duration::from_secs(3));
+        assert_eq!((options.login_timeout, options.idle_timeout), (None, None));
+        let options = check(&[
+            "check",
+            "10.0.0.2:7000",
+            "--max-connections",
+            "3",
+            "--wait",
+            "1",
+            "--idle-timeout=4",
+        ]);
+        assert_eq!(options.target.to_string(), "10.0.0.2:7000");
+        assert_eq!(options.max_connections, 3);
+        assert_eq!(options.wait, Duration::from_secs(1));
+        assert_eq!(options.login_timeout, None);
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(4)));
+        let options = check(&["check", "--timeouts", "2"]);
+        assert_eq!(options.login_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(options.idle_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn client_tools_refuse_bad_flags_and_values() {
+        assert!(error(&["connect", "--port", "1"]).contains("unknown option --port"));
+        assert!(error(&["connect", "a", "b"]).contains("unexpected argument \"b\""));
+        assert!(error(&["connect", "host:http"]).contains("invalid port"));
+        assert!(error(&["connect", "--raw=yes"]).contains("takes no value"));
+        assert!(error(&["connect", "--wait", "0"]).contains("more than 0"));
+        assert!(error(&["check", "--wait", "-1"]).contains("more than 0"));
+        assert!(error(&["check", "--wait", "soon"]).contains("invalid value"));
+        assert!(error(&["check", "--max-connections", "0"]).contains("at least 1"));
+        assert!(error(&["check", "--timeouts"]).contains("needs a value"));
+        assert!(error(&["check", "--verbose"]).contains("unknown option"));
+        assert!(error(&["serve", "connect"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn help_wins_in_every_subcommand_and_documents_them() {
+        assert_eq!(parse(["connect", "--help"]), Ok(Invocation::Help));
+        assert_eq!(parse(["check", "x", "-h"]), Ok(Invocation::Help));
+        let usage = usage();
+        for word in [
+            "minichat connect",
+            "minichat check",
+            "--raw",
+            "--timeouts",
+            "--wait",
+        ] {
+            assert!(usage.contains(word), "{word}");
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! | settings and their defaults | [`config`] |
 //! | the command line | [`cli`] |
 //! | the operator's log | [`log`] |
+//! | reaching a server as a client, reading its lines in bounded memory | [`remote`] |
+//! | `minichat connect`: the interactive line client | [`client`] |
+//! | `minichat check`: the conformance suite, run from outside | [`check`] |
 //!
 //! A test or a program starts a server exactly as the binary does:
 //!
@@ -28,13 +31,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod line;
 pub mod log;
 pub mod outbox;
 pub mod protocol;
 pub mod registry;
+pub mod remote;
 pub mod server;
 pub mod session;
 

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use minichat::check::{self, CheckOptions};
 use minichat::cli::{self, Invocation};
+use minichat::client::{self, ConnectOptions};
 use minichat::{Config, Server};
 
 /// Exit code of a command line that cannot be obeyed.
@@ -21,6 +23,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Invocation::Serve(config)) => serve(config),
+        Ok(Invocation::Connect(options)) => connect(&options),
+        Ok(Invocation::Check(options)) => check(&options),
         Err(error) => {
             eprintln!("minichat: {error}");
             ExitCode::from(USAGE_ERROR)
@@ -35,6 +39,30 @@ fn serve(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("minichat: cannot serve on {address}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn connect(options: &ConnectOptions) -> ExitCode {
+    match client::run(options) {
+        Ok(end) => {
+            eprintln!("minichat: {end}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("minichat: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(options: &CheckOptions) -> ExitCode {
+    match check::run(options, &mut std::io::stdout().lock()) {
+        Ok(report) if report.all_passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("minichat: cannot write the report: {error}");
             ExitCode::FAILURE
         }
     }
