@@ -230,7 +230,14 @@ impl Client {
             Command::Send { to, text } => {
                 let (key, user) = users.find(to)?;
                 let from = self.login.as_ref().map_or("", |login| login.name.as_str());
-                self.outbox.deliver(key, &user.name, from, text);
+                if user.id == self.id {
+                    // To oneself: the same socket, so the RECEIVE line goes
+                    // with the replies, in order, right before its OK.
+                    self.outbox.reply(&Reply::Receive { from, text });
+                    self.outbox.reply(&Reply::Sent(&user.name));
+                } else {
+                    self.outbox.deliver(key, &user.name, from, text);
+                }
             }
             Command::List => self.outbox.reply(&Reply::List(&users.names())),
             Command::Ping => self.outbox.reply(&Reply::Pong),

@@ -235,6 +235,12 @@ fn sending_to_oneself_delivers_before_the_ok() {
     narcissus.send("SEND narcisse miroir");
     narcissus.expect("RECEIVE Narcisse miroir");
     narcissus.expect("OK SEND Narcisse");
+    // Pipelined, the message still comes in its place among the replies.
+    narcissus.send_raw(b"PING\nSEND Narcisse encore\nLIST\n");
+    narcissus.expect("OK PING");
+    narcissus.expect("RECEIVE Narcisse encore");
+    narcissus.expect("OK SEND Narcisse");
+    narcissus.expect("OK LIST Narcisse");
 }
 
 #[test]
