@@ -204,3 +204,214 @@ pub fn reset_on_drop(stream: &TcpStream) {
     };
     assert_eq!(result, 0, "setsockopt(SO_LINGER)");
 }
+
+// ---------------------------------------------------------------------------
+// Support for the adversarial suite (tests/adversarial_*.rs).
+// ---------------------------------------------------------------------------
+
+/// A small seeded PRNG (SplitMix64): the tests may use no crate, and a seed
+/// printed on failure makes any run reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The seed to use: `MINICHAT_SEED` if set (to replay a failure), else
+    /// one drawn from the clock, so each run explores new inputs.
+    pub fn seed_from_env() -> u64 {
+        match std::env::var("MINICHAT_SEED") {
+            Ok(seed) => seed.parse().expect("MINICHAT_SEED is a u64"),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |t| t.as_nanos() as u64),
+        }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// A number in `range`.
+    pub fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
+        range.start() + self.below(range.end() - range.start() + 1)
+    }
+
+    /// True with probability `1 / n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Two well-behaved clients that keep exchanging messages while an attack
+/// runs, and measure the worst round trip they see.
+pub struct Pair {
+    a: Client,
+    b: Client,
+    a_name: String,
+    b_name: String,
+    /// How many round trips were made.
+    pub exchanges: u64,
+    /// The longest round trip seen (a to b, then b to a).
+    pub worst: Duration,
+}
+
+impl Pair {
+    /// Logs in two clients named `<prefix>a` and `<prefix>b`.
+    pub fn login(address: SocketAddr, prefix: &str) -> Pair {
+        let a_name = format!("{prefix}a");
+        let b_name = format!("{prefix}b");
+        Pair {
+            a: Client::login(address, &a_name),
+            b: Client::login(address, &b_name),
+            a_name,
+            b_name,
+            exchanges: 0,
+            worst: Duration::ZERO,
+        }
+    }
+
+    /// One round trip: a message from a to b, and one back; checks every
+    /// line exactly and returns how long it took.
+    pub fn exchange(&mut self) -> Duration {
+        let n = self.exchanges;
+        let started = Instant::now();
+        let (a, b) = (&self.a_name, &self.b_name);
+        self.a.send(&format!("SEND {b} hello {n} from {a}"));
+        self.b.expect(&format!("RECEIVE {a} hello {n} from {a}"));
+        self.a.expect(&format!("OK SEND {b}"));
+        self.b.send(&format!("SEND {a} reply {n} from {b}"));
+        self.a.expect(&format!("RECEIVE {b} reply {n} from {b}"));
+        self.b.expect(&format!("OK SEND {a}"));
+        let took = started.elapsed();
+        self.exchanges += 1;
+        self.worst = self.worst.max(took);
+        took
+    }
+
+    /// Keeps exchanging until `attack` has finished (at most `limit`), then
+    /// joins it and returns its result. The pair paces itself (a few
+    /// milliseconds between round trips) to leave the two cores to the
+    /// attack and the server: this is pacing, not synchronisation.
+    pub fn talk_while<T>(&mut self, attack: thread::JoinHandle<T>, limit: Duration) -> T {
+        let started = Instant::now();
+        while !attack.is_finished() {
+            assert!(
+                started.elapsed() < limit,
+                "the attack did not end within {limit:?}"
+            );
+            self.exchange();
+            thread::sleep(Duration::from_millis(5));
+        }
+        match attack.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// A few round trips after the attack: the pair still talks.
+    pub fn still_talking(&mut self) {
+        for _ in 0..3 {
+            self.exchange();
+        }
+    }
+}
+
+/// The real `minichat` binary, run as a child process so that the test can
+/// read its memory and thread count in /proc. Killed when dropped.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    child: std::process::Child,
+}
+
+/// Starts `minichat --bind 127.0.0.1 --port 0 <args>`, learns its port from
+/// the first line on stderr, and keeps draining stderr in a thread (so the
+/// server never blocks on a full pipe).
+pub fn spawn_binary(args: &[&str]) -> ServerProcess {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::cargo_bin("minichat")
+        .expect("the minichat binary")
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start minichat");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr
+        .read_line(&mut first)
+        .expect("read minichat's stderr");
+    let addr = first
+        .strip_prefix("minichat: listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
+    thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
+    ServerProcess {
+        addr,
+        pid: child.id(),
+        child,
+    }
+}
+
+impl ServerProcess {
+    /// A number from /proc/PID/status, such as `VmRSS` (in kB) or `Threads`.
+    pub fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid))
+    }
+
+    /// Checks that the process is still running (it did not crash).
+    pub fn assert_alive(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the server process died"
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true, for at most `limit`; returns
+/// whether it did. For states the server reaches asynchronously (a thread
+/// that ends after a reset): each probe is checked, nothing is assumed.
+pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10)); // a poll interval
+    }
+}
