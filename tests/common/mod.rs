@@ -323,6 +323,21 @@ impl Pair {
         }
     }
 
+    /// Reads the next line of the pair's first client and checks it.
+    pub fn expect_on_a(&mut self, expected: &str) {
+        self.a.expect(expected);
+    }
+
+    /// Reads the next line of the pair's second client and checks it.
+    pub fn expect_on_b(&mut self, expected: &str) {
+        self.b.expect(expected);
+    }
+
+    /// Syncs the second client: nothing unexpected reached it before.
+    pub fn b_sync(&mut self) {
+        self.b.sync();
+    }
+
     /// A few round trips after the attack: the pair still talks.
     pub fn still_talking(&mut self) {
         for _ in 0..3 {
