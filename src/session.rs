@@ -167,6 +167,14 @@ impl Session {
         // other client can see.
         let shared = Arc::clone(&self.client.shared);
         let mut users = shared.registry.lock();
+        // While this thread waited for the lock, a writer may have dropped
+        // this client for a write timeout (see `Outbox::flush`): its name is
+        // released, and may already belong to a newcomer. The lines it read
+        // before the drop must not be carried out, or a RECEIVE would show
+        // a name this connection no longer holds.
+        if self.client.lost_its_name(&users) {
+            return Flow::Stop(End::Closed);
+        }
         let mut flow = Flow::Continue;
         while let Some(line) = self.lines.next_line() {
             flow = self.client.handle_line(line, &mut users);
@@ -241,6 +249,14 @@ impl Client {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// True when this client logged in but the registry no longer holds its
+    /// name for this connection: another thread dropped it.
+    fn lost_its_name(&self, users: &Users) -> bool {
+        self.login
+            .as_ref()
+            .is_some_and(|login| !users.holds(&login.name, self.id))
     }
 
     /// Writes what the batch produced (the caller holds the lock).
