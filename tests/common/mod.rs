@@ -176,33 +176,48 @@ pub fn connect_when_free(address: SocketAddr) -> Client {
 /// (RST) instead of closing it (FIN). Linux only; std has no API for it.
 #[cfg(target_os = "linux")]
 pub fn reset_on_drop(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
     #[repr(C)]
     struct Linger {
         l_onoff: i32,
         l_linger: i32,
     }
-    unsafe extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const Linger, len: u32) -> i32;
-    }
-    const SOL_SOCKET: i32 = 1;
     const SO_LINGER: i32 = 13;
     let linger = Linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: a valid socket descriptor and a pointer to a live struct of the
-    // size given.
+    set_socket_option(stream, SO_LINGER, &linger);
+}
+
+/// Shrinks the receive buffer (SO_RCVBUF) of `stream`, so that a client
+/// that stops reading closes its TCP window for good after a few KiB: the
+/// kernel cannot make room by compacting a large buffer. Linux only.
+#[cfg(target_os = "linux")]
+pub fn shrink_receive_buffer(stream: &TcpStream, bytes: i32) {
+    const SO_RCVBUF: i32 = 8;
+    set_socket_option(stream, SO_RCVBUF, &bytes);
+}
+
+/// `setsockopt(fd, SOL_SOCKET, name, value)`, which std does not offer.
+#[cfg(target_os = "linux")]
+fn set_socket_option<T>(stream: &TcpStream, name: i32, value: &T) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to a live value of
+    // the size given.
     let result = unsafe {
         setsockopt(
             stream.as_raw_fd(),
             SOL_SOCKET,
-            SO_LINGER,
-            &linger,
-            std::mem::size_of::<Linger>() as u32,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
         )
     };
-    assert_eq!(result, 0, "setsockopt(SO_LINGER)");
+    assert_eq!(result, 0, "setsockopt({name})");
 }
 
 // ---------------------------------------------------------------------------
