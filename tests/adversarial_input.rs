@@ -176,6 +176,44 @@ fn quit_in_the_middle_of_a_pipelined_batch() {
     pair.still_talking();
 }
 
+/// `QUIT` after a long pipelined batch, with more lines after it, from a
+/// client that reads late (a small receive window): every reply before the
+/// `QUIT`, and `OK QUIT`, still arrive. Closing a socket whose input was not
+/// all read makes the system reset the connection, and a reset throws away
+/// what the server had queued but not yet delivered.
+#[cfg(target_os = "linux")]
+#[test]
+fn quit_with_lines_after_it_loses_no_reply_to_a_late_reader() {
+    const BEFORE: usize = 5000;
+    let server = start_default();
+    let mut pair = Pair::login(server, "ql");
+    let mut client = Client::login(server, "late");
+    common::shrink_receive_buffer(&client.writer, 8192);
+    let mut batch = "PING\n".repeat(BEFORE);
+    batch.push_str("QUIT\n");
+    batch.push_str(&"PING\n".repeat(5000));
+    let mut writer = client.writer.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(batch.as_bytes()); // the tail may be refused
+    });
+    // The scenario: the client reads only once it has written everything,
+    // so the server's replies wait in its send queue.
+    thread::sleep(Duration::from_millis(300));
+    sender.join().unwrap();
+    let mut pings = 0;
+    loop {
+        let line = client.line();
+        if line != "OK PING" {
+            assert_eq!(line, "OK QUIT", "after {pings} OK PING");
+            break;
+        }
+        pings += 1;
+    }
+    assert_eq!(pings, BEFORE);
+    client.expect_closed();
+    pair.still_talking();
+}
+
 /// The 11 error codes of the contract.
 const CODES: [&str; 11] = [
     "FULL",
