@@ -114,6 +114,43 @@ fn a_never_reading_recipient_stalls_the_others_at_most_the_write_timeout() {
     );
 }
 
+/// A client that pipelines requests but never reads its own replies: its
+/// session blocks on its own socket at most the write timeout, then drops
+/// it; the others are stalled no longer than that.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_client_that_never_reads_its_replies_is_dropped() {
+    let write_timeout = Duration::from_secs(1);
+    let server = start(Config {
+        write_timeout,
+        ..config()
+    });
+    let mut pair = Pair::login(server, "nw");
+    let deaf = Client::login(server, "deaf");
+    common::shrink_receive_buffer(&deaf.writer, 2048);
+    let mut writer = deaf.writer.try_clone().unwrap();
+    let attack = thread::spawn(move || {
+        let batch = "PING\nLIST\nHELP\n".repeat(100);
+        let started = Instant::now();
+        // Writes until the server closes the connection (the write fails).
+        while writer.write_all(batch.as_bytes()).is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never dropped");
+        }
+        started.elapsed()
+    });
+    let dropped_after = pair.talk_while(attack, Duration::from_secs(40));
+    println!(
+        "deaf client: dropped after {dropped_after:?}; {} round trips meanwhile, worst {:?}",
+        pair.exchanges, pair.worst
+    );
+    assert!(pair.worst < write_timeout + Duration::from_millis(500));
+    let mut watcher = Client::connect(server);
+    let list = watcher.ask("LIST", "OK LIST");
+    assert!(!list.contains("deaf"), "{list}");
+    drop(deaf);
+    pair.still_talking();
+}
+
 /// A client dropped for a write timeout does not keep speaking under the
 /// name it lost. Its session may still hold a line it read just before the
 /// drop (it was waiting for the registry lock, held by the writer that is
