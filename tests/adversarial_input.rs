@@ -36,7 +36,8 @@ fn an_endless_line_is_discarded_in_bounded_memory() {
     pair.talk_while(attack, Duration::from_secs(60));
     flooder.expect_prefix("ERR TOO_LONG ");
     flooder.send("SEND ela still here");
-    pair_expect_from(&mut flooder, &mut pair);
+    pair.expect_on_a("RECEIVE flooder still here");
+    flooder.expect("OK SEND ela");
     let rss_after = server.status("VmRSS");
     println!("endless line: VmRSS {rss_before} kB before, {rss_after} kB after {MEGABYTES} MB");
     assert!(
@@ -45,12 +46,6 @@ fn an_endless_line_is_discarded_in_bounded_memory() {
     );
     server.assert_alive();
     pair.still_talking();
-}
-
-/// The flooder's message reached the pair's first client, `ela`.
-fn pair_expect_from(flooder: &mut Client, pair: &mut Pair) {
-    flooder.expect("OK SEND ela");
-    pair.expect_on_a("RECEIVE flooder still here");
 }
 
 /// Exactly 512 bytes before the CRLF is a line; 513 is not.
