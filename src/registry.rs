@@ -93,6 +93,14 @@ impl Users {
         self.0.get(key)
     }
 
+    /// True when connection `id` holds `name` (it may have been dropped by
+    /// a writer since it registered it).
+    pub fn holds(&self, name: &str, id: ConnId) -> bool {
+        self.0
+            .get(&name_key(name))
+            .is_some_and(|user| user.id == id)
+    }
+
     /// Removes `name` if connection `id` still holds it, and returns it.
     /// (A writer may already have dropped that user for a write timeout, and
     /// a new connection may have taken the name since.)

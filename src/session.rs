@@ -6,8 +6,8 @@
 //! `Drop`, so whatever way the session ends (QUIT, end of stream, reset,
 //! timeout, write error, even a panic), the slot and the name are freed.
 
-use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,9 @@ impl Session {
     /// Greets the client and serves it until the connection ends; logs how.
     pub fn run(mut self) {
         let end = self.serve();
+        if matches!(end, End::Quit | End::TimedOut(_)) {
+            self.client.linger();
+        }
         let who = &self.client.label;
         let log = &self.client.shared.log;
         match end {
@@ -167,6 +170,14 @@ impl Session {
         // other client can see.
         let shared = Arc::clone(&self.client.shared);
         let mut users = shared.registry.lock();
+        // While this thread waited for the lock, a writer may have dropped
+        // this client for a write timeout (see `Outbox::flush`): its name is
+        // released, and may already belong to a newcomer. The lines it read
+        // before the drop must not be carried out, or a RECEIVE would show
+        // a name this connection no longer holds.
+        if self.client.lost_its_name(&users) {
+            return Flow::Stop(End::Closed);
+        }
         let mut flow = Flow::Continue;
         while let Some(line) = self.lines.next_line() {
             flow = self.client.handle_line(line, &mut users);
@@ -248,6 +259,53 @@ impl Client {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// True when this client logged in but the registry no longer holds its
+    /// name for this connection: another thread dropped it.
+    fn lost_its_name(&self, users: &Users) -> bool {
+        self.login
+            .as_ref()
+            .is_some_and(|login| !users.holds(&login.name, self.id))
+    }
+
+    /// Closes gently after `QUIT` or a timeout when the client has sent
+    /// more than the server read. Closing a socket whose input is not all
+    /// read makes the system reset the connection, and a reset throws away
+    /// the replies still queued for the client (`OK QUIT`, `ERR TIMEOUT`,
+    /// even `RECEIVE` lines already acknowledged to their senders). So:
+    /// release the name at once, send the end of stream after the replies,
+    /// and read and discard the client's input until it closes its side,
+    /// for at most the write timeout (the slot stays taken meanwhile).
+    fn linger(&mut self) {
+        if !self.has_unread_input() {
+            return; // the usual case: nothing to reset the connection
+        }
+        self.login = None;
+        let _ = self.stream.shutdown(Shutdown::Write); // closing anyway
+        let deadline = Instant::now() + self.shared.config.write_timeout;
+        let mut sink = [0; 1024];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match (&*self.stream).read(&mut sink) {
+                Ok(0) => break, // the client closed: all was delivered
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// True when bytes the client sent wait in the socket, unread.
+    fn has_unread_input(&self) -> bool {
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let unread = matches!(self.stream.peek(&mut [0]), Ok(n) if n > 0);
+        let _ = self.stream.set_nonblocking(false); // closing soon anyway
+        unread
     }
 
     /// Writes what the batch produced (the caller holds the lock).

@@ -176,31 +176,272 @@ pub fn connect_when_free(address: SocketAddr) -> Client {
 /// (RST) instead of closing it (FIN). Linux only; std has no API for it.
 #[cfg(target_os = "linux")]
 pub fn reset_on_drop(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
     #[repr(C)]
     struct Linger {
         l_onoff: i32,
         l_linger: i32,
     }
-    unsafe extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const Linger, len: u32) -> i32;
-    }
-    const SOL_SOCKET: i32 = 1;
     const SO_LINGER: i32 = 13;
     let linger = Linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: a valid socket descriptor and a pointer to a live struct of the
-    // size given.
+    set_socket_option(stream, SO_LINGER, &linger);
+}
+
+/// Shrinks the receive buffer (SO_RCVBUF) of `stream`, so that a client
+/// that stops reading closes its TCP window for good after a few KiB: the
+/// kernel cannot make room by compacting a large buffer. Linux only.
+#[cfg(target_os = "linux")]
+pub fn shrink_receive_buffer(stream: &TcpStream, bytes: i32) {
+    const SO_RCVBUF: i32 = 8;
+    set_socket_option(stream, SO_RCVBUF, &bytes);
+}
+
+/// `setsockopt(fd, SOL_SOCKET, name, value)`, which std does not offer.
+#[cfg(target_os = "linux")]
+fn set_socket_option<T>(stream: &TcpStream, name: i32, value: &T) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to a live value of
+    // the size given.
     let result = unsafe {
         setsockopt(
             stream.as_raw_fd(),
             SOL_SOCKET,
-            SO_LINGER,
-            &linger,
-            std::mem::size_of::<Linger>() as u32,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
         )
     };
-    assert_eq!(result, 0, "setsockopt(SO_LINGER)");
+    assert_eq!(result, 0, "setsockopt({name})");
+}
+
+// ---------------------------------------------------------------------------
+// Support for the adversarial suite (tests/adversarial_*.rs).
+// ---------------------------------------------------------------------------
+
+/// A small seeded PRNG (SplitMix64): the tests may use no crate, and a seed
+/// printed on failure makes any run reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The seed to use: `MINICHAT_SEED` if set (to replay a failure), else
+    /// one drawn from the clock, so each run explores new inputs.
+    pub fn seed_from_env() -> u64 {
+        match std::env::var("MINICHAT_SEED") {
+            Ok(seed) => seed.parse().expect("MINICHAT_SEED is a u64"),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |t| t.as_nanos() as u64),
+        }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// A number in `range`.
+    pub fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
+        range.start() + self.below(range.end() - range.start() + 1)
+    }
+
+    /// True with probability `1 / n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Two well-behaved clients that keep exchanging messages while an attack
+/// runs, and measure the worst round trip they see.
+pub struct Pair {
+    a: Client,
+    b: Client,
+    a_name: String,
+    b_name: String,
+    /// How many round trips were made.
+    pub exchanges: u64,
+    /// The longest round trip seen (a to b, then b to a).
+    pub worst: Duration,
+}
+
+impl Pair {
+    /// Logs in two clients named `<prefix>a` and `<prefix>b`.
+    pub fn login(address: SocketAddr, prefix: &str) -> Pair {
+        let a_name = format!("{prefix}a");
+        let b_name = format!("{prefix}b");
+        Pair {
+            a: Client::login(address, &a_name),
+            b: Client::login(address, &b_name),
+            a_name,
+            b_name,
+            exchanges: 0,
+            worst: Duration::ZERO,
+        }
+    }
+
+    /// One round trip: a message from a to b, and one back; checks every
+    /// line exactly and returns how long it took.
+    pub fn exchange(&mut self) -> Duration {
+        let n = self.exchanges;
+        let started = Instant::now();
+        let (a, b) = (&self.a_name, &self.b_name);
+        self.a.send(&format!("SEND {b} hello {n} from {a}"));
+        self.b.expect(&format!("RECEIVE {a} hello {n} from {a}"));
+        self.a.expect(&format!("OK SEND {b}"));
+        self.b.send(&format!("SEND {a} reply {n} from {b}"));
+        self.a.expect(&format!("RECEIVE {b} reply {n} from {b}"));
+        self.b.expect(&format!("OK SEND {a}"));
+        let took = started.elapsed();
+        self.exchanges += 1;
+        self.worst = self.worst.max(took);
+        took
+    }
+
+    /// Keeps exchanging until `attack` has finished (at most `limit`), then
+    /// joins it and returns its result. The pair paces itself (a few
+    /// milliseconds between round trips) to leave the two cores to the
+    /// attack and the server: this is pacing, not synchronisation.
+    pub fn talk_while<T>(&mut self, attack: thread::JoinHandle<T>, limit: Duration) -> T {
+        let started = Instant::now();
+        while !attack.is_finished() {
+            assert!(
+                started.elapsed() < limit,
+                "the attack did not end within {limit:?}"
+            );
+            self.exchange();
+            thread::sleep(Duration::from_millis(5));
+        }
+        match attack.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Reads the next line of the pair's first client and checks it.
+    pub fn expect_on_a(&mut self, expected: &str) {
+        self.a.expect(expected);
+    }
+
+    /// Reads the next line of the pair's second client and checks it.
+    pub fn expect_on_b(&mut self, expected: &str) {
+        self.b.expect(expected);
+    }
+
+    /// Syncs the second client: nothing unexpected reached it before.
+    pub fn b_sync(&mut self) {
+        self.b.sync();
+    }
+
+    /// A few round trips after the attack: the pair still talks.
+    pub fn still_talking(&mut self) {
+        for _ in 0..3 {
+            self.exchange();
+        }
+    }
+}
+
+/// The real `minichat` binary, run as a child process so that the test can
+/// read its memory and thread count in /proc. Killed when dropped.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    child: std::process::Child,
+}
+
+/// Starts `minichat --bind 127.0.0.1 --port 0 <args>`, learns its port from
+/// the first line on stderr, and keeps draining stderr in a thread (so the
+/// server never blocks on a full pipe).
+pub fn spawn_binary(args: &[&str]) -> ServerProcess {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::cargo_bin("minichat")
+        .expect("the minichat binary")
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start minichat");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr
+        .read_line(&mut first)
+        .expect("read minichat's stderr");
+    let addr = first
+        .strip_prefix("minichat: listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
+    thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
+    ServerProcess {
+        addr,
+        pid: child.id(),
+        child,
+    }
+}
+
+impl ServerProcess {
+    /// A number from /proc/PID/status, such as `VmRSS` (in kB) or `Threads`.
+    pub fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid))
+    }
+
+    /// Checks that the process is still running (it did not crash).
+    pub fn assert_alive(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the server process died"
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true, for at most `limit`; returns
+/// whether it did. For states the server reaches asynchronously (a thread
+/// that ends after a reset): each probe is checked, nothing is assumed.
+pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10)); // a poll interval
+    }
 }
