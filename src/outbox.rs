@@ -136,7 +136,9 @@ impl Outbox {
 /// the peer reads: a socket timeout alone would restart at each partial
 /// write, and a client reading one byte a second would hold the lock forever.
 pub fn write_within(mut stream: &TcpStream, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too far away to add to the clock is as good as none: the
+    // socket's own timeout still bounds each single write.
+    let deadline = Instant::now().checked_add(timeout);
     let mut shortened = false;
     let result = loop {
         if bytes.is_empty() {
@@ -148,7 +150,7 @@ pub fn write_within(mut stream: &TcpStream, mut bytes: &[u8], timeout: Duration)
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => break Err(e),
         }
-        if !bytes.is_empty() {
+        if let (false, Some(deadline)) = (bytes.is_empty(), deadline) {
             // A partial write: wait no longer than what is left.
             match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => {

@@ -52,8 +52,9 @@ struct Client {
     // Fields are dropped in this order, which is the order of release when
     // the session ends: the slot, then the name, then the socket. So a
     // client that sees its connection closed knows that both are free.
-    /// This connection's place among the `--max-connections`.
-    _slot: Slot,
+    /// This connection's place among the `--max-connections`; given back
+    /// early by [`Client::end_here`].
+    slot: Option<Slot>,
     /// Set by a successful `CONNECT`.
     login: Option<Login>,
     /// The socket, shared with the registry once logged in.
@@ -101,7 +102,7 @@ impl Session {
         Session {
             lines: LineReader::new(),
             client: Client {
-                _slot: slot,
+                slot: Some(slot),
                 login: None,
                 stream: Arc::new(stream),
                 id,
@@ -118,8 +119,8 @@ impl Session {
     /// Greets the client and serves it until the connection ends; logs how.
     pub fn run(mut self) {
         let end = self.serve();
-        if matches!(end, End::Quit | End::TimedOut(_)) {
-            self.client.linger();
+        if matches!(end, End::Quit | End::TimedOut(_)) && self.client.slot.is_some() {
+            self.client.linger(); // see `Client::end_here`
         }
         let who = &self.client.label;
         let log = &self.client.shared.log;
@@ -184,6 +185,9 @@ impl Session {
             if let Flow::Stop(_) = flow {
                 break;
             }
+        }
+        if let Flow::Stop(End::Quit) = flow {
+            self.client.end_here(&mut users);
         }
         match self.client.flush(&mut users) {
             Ok(()) => flow,
@@ -269,19 +273,31 @@ impl Client {
             .is_some_and(|login| !users.holds(&login.name, self.id))
     }
 
+    /// The connection ends here, by `QUIT` or a timeout, and the caller
+    /// holds the lock to write the last reply. Frees the name now, in this
+    /// same hold of the lock, so that whoever reads `OK QUIT` or
+    /// `ERR TIMEOUT` can take the name at once; and frees the slot too,
+    /// unless the client has sent more than the server read (then
+    /// [`linger`](Self::linger) keeps it a little longer).
+    fn end_here(&mut self, users: &mut Users) {
+        if let Some(login) = &self.login {
+            users.remove(&login.name, self.id); // `Login`'s drop finds it gone
+        }
+        if !self.has_unread_input() {
+            self.slot = None;
+        }
+    }
+
     /// Closes gently after `QUIT` or a timeout when the client has sent
     /// more than the server read. Closing a socket whose input is not all
     /// read makes the system reset the connection, and a reset throws away
     /// the replies still queued for the client (`OK QUIT`, `ERR TIMEOUT`,
     /// even `RECEIVE` lines already acknowledged to their senders). So:
-    /// release the name at once, send the end of stream after the replies,
-    /// and read and discard the client's input until it closes its side,
-    /// for at most the write timeout (the slot stays taken meanwhile).
+    /// send the end of stream after the replies, and read and discard the
+    /// client's input until it closes its side, for at most the write
+    /// timeout. The slot stays taken meanwhile, so that a client cannot
+    /// pile up lingering threads by sending junk after `QUIT`.
     fn linger(&mut self) {
-        if !self.has_unread_input() {
-            return; // the usual case: nothing to reset the connection
-        }
-        self.login = None;
         let _ = self.stream.shutdown(Shutdown::Write); // closing anyway
         let deadline = Instant::now() + self.shared.config.write_timeout;
         let mut sink = [0; 1024];
@@ -344,7 +360,9 @@ impl Client {
                 self.outbox
                     .reply(&Reply::Error(&Error::new(ErrorCode::Timeout, reason)));
                 let shared = Arc::clone(&self.shared);
-                let _ = self.flush(&mut shared.registry.lock()); // closing anyway
+                let mut users = shared.registry.lock();
+                self.end_here(&mut users);
+                let _ = self.flush(&mut users); // closing anyway
                 Err(End::TimedOut(which))
             }
         }

@@ -95,6 +95,36 @@ fn a_slot_is_reused_after_quit() {
     third.ask("CONNECT first", "OK CONNECT first");
 }
 
+#[test]
+fn after_ok_quit_the_name_and_the_slot_are_free_at_once() {
+    let server = start(Config {
+        max_connections: 2,
+        ..config()
+    });
+    let _other = Client::connect(server);
+    let mut leaving = Client::login(server, "again");
+    for _ in 0..200 {
+        leaving.send("QUIT");
+        leaving.expect("OK QUIT");
+        // Without waiting for the close: reading OK QUIT is enough.
+        let mut next = Client::connect(server);
+        next.ask("CONNECT again", "OK CONNECT again");
+        leaving = next;
+    }
+}
+
+#[test]
+fn a_huge_write_timeout_is_as_good_as_none() {
+    let server = start(Config {
+        write_timeout: Duration::MAX,
+        ..config()
+    });
+    let mut alice = Client::login(server, "alice");
+    alice.send("SEND alice hi");
+    alice.expect("RECEIVE alice hi");
+    alice.expect("OK SEND alice");
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_slot_and_a_name_are_freed_after_an_abrupt_reset() {
@@ -319,12 +349,13 @@ fn a_silent_client_times_out() {
     let mut client = Client::login(server, "quiet");
     let started = Instant::now();
     client.expect_prefix("ERR TIMEOUT ");
-    client.expect_closed();
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
+    Client::login(server, "quiet"); // the name was free as soon as ERR TIMEOUT came
+    client.expect_closed();
 }
 
 #[test]
