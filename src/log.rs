@@ -24,10 +24,38 @@ impl Log {
     /// (`<`) the client called `who`, with control characters escaped.
     pub fn wire(&self, who: &str, direction: char, line: &[u8]) {
         if self.verbose {
-            let line = String::from_utf8_lossy(line);
-            self.event(format_args!("{who} {direction} {}", line.escape_debug()));
+            self.event(format_args!("{who} {direction} {}", escaped(line)));
         }
     }
+}
+
+/// A wire line as the log shows it: at most 200 characters, control
+/// characters escaped (`\r`, `\u{1b}`) and bytes that are not UTF-8 shown
+/// as `\xff`, so a teacher sees exactly what a client sent (telnet's
+/// control bytes, say) without it garbling the log.
+fn escaped(line: &[u8]) -> String {
+    const MAX_LOGGED_CHARS: usize = 200;
+    let mut out = String::new();
+    let mut count = 0;
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || crate::protocol::is_forbidden_in_text(c) {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+            count += 1;
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+            count += 1;
+        }
+        if count > MAX_LOGGED_CHARS {
+            out.push('…');
+            break;
+        }
+    }
+    out
 }
 
 /// A UTC time to the second, shown as `2026-11-24T16:20:05Z`.
@@ -67,6 +95,16 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_lines_are_logged_escaped_and_cut() {
+        assert_eq!(escaped(b"SEND bob caf\xc3\xa9 \\o/"), "SEND bob café \\o/");
+        assert_eq!(
+            escaped(b"\xff\xf4\xff\xfd\x06PING\r"),
+            "\\xff\\xf4\\xff\\xfd\\u{6}PING\\r"
+        );
+        assert!(escaped(&[b'x'; 600]).ends_with('…'));
+    }
 
     #[test]
     fn timestamps_are_utc_iso_8601() {

@@ -15,8 +15,8 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::log::Log;
-use crate::protocol::{LINE_END, Reply};
-use crate::registry::{Users, no_such_user};
+use crate::protocol::{Error, ErrorCode, LINE_END, Reply};
+use crate::registry::Users;
 
 /// The lines of one batch, not yet written.
 #[derive(Debug, Default)]
@@ -123,7 +123,14 @@ impl Outbox {
             let delivery = &self.deliveries[*index];
             if delivery.failed {
                 replies.extend_from_slice(&self.replies[copied..range.start]);
-                Reply::Error(&no_such_user(&delivery.name)).encode(&mut replies);
+                let gone = Error::new(
+                    ErrorCode::NoSuchUser,
+                    format!(
+                        "{} was disconnected before the message reached it",
+                        delivery.name
+                    ),
+                );
+                Reply::Error(&gone).encode(&mut replies);
                 copied = range.end;
             }
         }

@@ -256,14 +256,17 @@ pub fn parse(line: &[u8], logged_in: bool) -> Result<Option<Command<'_>>, Error>
 pub fn check_name(name: &str) -> Result<(), Error> {
     let allowed = |c: char| c == '_' || c == '-' || c.is_alphanumeric();
     let count = name.chars().count();
-    if (1..=MAX_NAME_CHARS).contains(&count) && name.chars().all(allowed) {
-        Ok(())
+    let reason = if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        format!(
+            "{} is not allowed in a name: use letters, digits, _ or -",
+            shown_char(c)
+        )
+    } else if !(1..=MAX_NAME_CHARS).contains(&count) {
+        format!("a name is 1 to {MAX_NAME_CHARS} characters, this one has {count}")
     } else {
-        Err(Error::new(
-            ErrorCode::BadName,
-            "a name is 1 to 16 letters, digits, _ or -",
-        ))
-    }
+        return Ok(());
+    };
+    Err(Error::new(ErrorCode::BadName, reason))
 }
 
 /// Checks the text of a `SEND`: no control character (U+0000–U+001F,
@@ -271,10 +274,15 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 /// U+2066–U+2069), which could make a relayed line lie about its author:
 /// `ERR BAD_TEXT`. Then at most [`MAX_TEXT_CHARS`] characters: `ERR TOO_LONG`.
 pub fn check_text(text: &str) -> Result<(), Error> {
-    if text.chars().any(is_forbidden_in_text) {
+    if let Some(c) = text.chars().find(|&c| is_forbidden_in_text(c)) {
+        let kind = if c.is_control() {
+            "control"
+        } else {
+            "bidirectional"
+        };
         return Err(Error::new(
             ErrorCode::BadText,
-            "the text contains a control or bidirectional character",
+            format!("the text contains {}, a {kind} character", shown_char(c)),
         ));
     }
     let count = text.chars().count();
@@ -309,8 +317,9 @@ pub fn line_too_long() -> Error {
 }
 
 /// A client's word as it is echoed in an error's reason: at most 20
-/// characters, with control and bidirectional characters escaped, so an
-/// echo can neither break the reply line nor garble the client's terminal.
+/// characters, with control and bidirectional characters written as their
+/// code points (a tab is `<U+0009>`), so an echo can neither break the reply
+/// line nor garble the client's terminal.
 pub fn shown(word: &str) -> String {
     const MAX_SHOWN_CHARS: usize = 20;
     let mut out = String::new();
@@ -320,12 +329,22 @@ pub fn shown(word: &str) -> String {
             break;
         }
         if is_forbidden_in_text(c) {
-            out.extend(c.escape_unicode());
+            out.push_str(&format!("<U+{:04X}>", u32::from(c)));
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// One character as an error's reason names it: `'.'`, or `<U+0009>` for
+/// one that cannot be shown.
+fn shown_char(c: char) -> String {
+    if is_forbidden_in_text(c) || c == ' ' {
+        format!("<U+{:04X}>", u32::from(c))
+    } else {
+        format!("'{c}'")
+    }
 }
 
 /// Skips the spaces before a field, and returns the field and what follows
@@ -529,6 +548,16 @@ mod tests {
     }
 
     #[test]
+    fn refusals_name_the_character_at_fault() {
+        let reason = |r: Result<(), Error>| r.unwrap_err().reason;
+        assert!(reason(check_name("al.ice")).starts_with("'.' is not allowed"));
+        assert!(reason(check_name("a\tb")).starts_with("<U+0009> is not allowed"));
+        assert!(reason(check_name(&"x".repeat(17))).contains("this one has 17"));
+        assert!(reason(check_text("a\tb")).contains("<U+0009>, a control character"));
+        assert!(reason(check_text("a\u{202e}b")).contains("<U+202E>, a bidirectional"));
+    }
+
+    #[test]
     fn names_count_characters_not_bytes() {
         assert_eq!(check_name(&"é".repeat(16)), Ok(()));
         assert!(check_name(&"é".repeat(17)).is_err());
@@ -605,7 +634,7 @@ mod tests {
     #[test]
     fn echoed_words_cannot_break_a_reply_line() {
         assert_eq!(shown("FOO"), "FOO");
-        assert_eq!(shown("a\rb\x1b"), "a\\u{d}b\\u{1b}");
+        assert_eq!(shown("a\rb\x1b"), "a<U+000D>b<U+001B>");
         assert_eq!(shown(&"x".repeat(30)), format!("{}…", "x".repeat(20)));
     }
 
