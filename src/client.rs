@@ -15,6 +15,8 @@
 use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -142,8 +144,10 @@ pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
         .map_err(ClientError::Io)?;
     let (events, received) = mpsc::sync_channel(EVENT_QUEUE);
     let raw = options.raw;
-    thread::spawn(move || read_server(lines, raw, interactive, events));
-    let end = send_input(&writer, &received, interactive, options.wait)?;
+    let input_ended = Arc::new(AtomicBool::new(false));
+    let reader_knows = Arc::clone(&input_ended);
+    thread::spawn(move || read_server(lines, raw, interactive, &reader_knows, events));
+    let end = send_input(&writer, &received, interactive, &input_ended, options.wait)?;
     Ok(end)
 }
 
@@ -174,7 +178,13 @@ fn greet(lines: &mut ServerLines, options: &ConnectOptions) -> Result<String, Cl
 }
 
 /// The reader thread: prints every line until the connection ends.
-fn read_server(mut lines: ServerLines, raw: bool, interactive: bool, events: SyncSender<Event>) {
+fn read_server(
+    mut lines: ServerLines,
+    raw: bool,
+    interactive: bool,
+    input_ended: &AtomicBool,
+    events: SyncSender<Event>,
+) {
     let mut last = String::new();
     let end = loop {
         match lines.next_line(None) {
@@ -205,6 +215,11 @@ fn read_server(mut lines: ServerLines, raw: bool, interactive: bool, events: Syn
         // The main thread is blocked reading the terminal, and std has no
         // way to interrupt that read: end the process from here.
         match end {
+            // The close answers our own end of input (Ctrl-D): say that.
+            Ok(End::ServerClosed) if input_ended.load(Ordering::Acquire) => {
+                eprintln!("minichat: {}", End::InputEnded);
+                std::process::exit(0);
+            }
             Ok(end) => {
                 eprintln!("minichat: {end}");
                 std::process::exit(0);
@@ -235,6 +250,7 @@ fn send_input(
     writer: &TcpStream,
     events: &Receiver<Event>,
     interactive: bool,
+    input_ended: &AtomicBool,
     wait: Duration,
 ) -> Result<End, ClientError> {
     let mut stdin = io::stdin().lock();
@@ -286,6 +302,7 @@ fn send_input(
     }
     // End of input: say so to the server, and show what it still sends.
     // If the server had closed first (after QUIT, say), that is the end.
+    input_ended.store(true, Ordering::Release);
     let _ = writer.shutdown(Shutdown::Write); // it may be closed already
     match wait_for_close(events, wait) {
         Ok(end @ (End::Quit | End::TimedOut)) => Ok(end),

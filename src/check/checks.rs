@@ -832,7 +832,12 @@ fn expect_timeout(
     timeout: Duration,
     which: &str,
 ) -> Result<(), Failure> {
-    let within = (started + timeout + lab.wait()).saturating_duration_since(Instant::now());
+    // Late by at most a fifth of the timeout (at least half a second): a
+    // timeout that fires far too late is not the configured one.
+    let grace = (timeout / 5)
+        .max(Duration::from_millis(500))
+        .min(lab.wait());
+    let within = (started + timeout + grace).saturating_duration_since(Instant::now());
     match c.poll_line(within)? {
         Some(line) => check_timeout_line(c, started, timeout, which, &line),
         None => Err(c.mismatch(
