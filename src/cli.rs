@@ -108,19 +108,23 @@ where
                 .map_err(|arg| UsageError(format!("argument {arg:?} is not valid UTF-8")))
         })
         .collect::<Result<Vec<String>, UsageError>>()?;
-    let mut args = Args(args.into_iter());
-    let subcommand = args.0.as_slice().first().map(String::as_str);
-    match subcommand {
-        Some("serve") | Some("connect") | Some("check") => {
-            let subcommand = subcommand.map(str::to_owned);
-            args.0.next();
-            match subcommand.as_deref() {
-                Some("connect") => parse_connect(args),
-                Some("check") => parse_check(args),
-                _ => parse_serve(args),
-            }
+    // `--help` and `--version` win over everything else.
+    for arg in &args {
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Invocation::Help),
+            "--version" | "-V" => return Ok(Invocation::Version),
+            _ => {}
         }
-        _ => parse_serve(args),
+    }
+    let (subcommand, rest) = match args.split_first() {
+        Some((first, rest)) => (first.as_str(), rest.to_vec()),
+        None => ("serve", Vec::new()),
+    };
+    match subcommand {
+        "serve" => parse_serve(Args(rest.into_iter())),
+        "connect" => parse_connect(Args(rest.into_iter())),
+        "check" => parse_check(Args(rest.into_iter())),
+        _ => parse_serve(Args(args.into_iter())), // `minichat [FLAGS]` serves
     }
 }
 
@@ -153,15 +157,6 @@ impl Args {
     }
 }
 
-/// Flags every subcommand reads the same way: they win over everything.
-fn common_flag(flag: &str) -> Option<Invocation> {
-    match flag {
-        "--help" | "-h" => Some(Invocation::Help),
-        "--version" | "-V" => Some(Invocation::Version),
-        _ => None,
-    }
-}
-
 fn no_value(flag: &str, inline: &Option<String>) -> Result<(), UsageError> {
     match inline {
         Some(_) => Err(UsageError(format!("{flag} takes no value"))),
@@ -181,9 +176,6 @@ fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
             Arg::Flag(flag, inline) => (flag, inline),
             Arg::Word(word) => return Err(UsageError(format!("unexpected argument {word:?}"))),
         };
-        if let Some(invocation) = common_flag(&flag) {
-            return Ok(invocation);
-        }
         match flag.as_str() {
             "--verbose" | "-v" => {
                 no_value(&flag, &inline)?;
@@ -222,13 +214,20 @@ fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
     Ok(Invocation::Serve(config))
 }
 
-/// The optional `HOST[:PORT]` of `connect` and `check`.
-fn parse_target(word: &str, target: &mut Option<Target>) -> Result<(), UsageError> {
-    if target.is_some() {
-        return Err(UsageError(format!("unexpected argument {word:?}")));
+/// For `connect` and `check`: a flag (with its `=value`, if written so) is
+/// returned; a word is their optional `HOST[:PORT]`, kept in `target`.
+fn flag_or_target(
+    arg: Arg,
+    target: &mut Option<Target>,
+) -> Result<Option<(String, Option<String>)>, UsageError> {
+    match arg {
+        Arg::Flag(flag, inline) => Ok(Some((flag, inline))),
+        Arg::Word(word) if target.is_none() => {
+            *target = Some(Target::parse(&word).map_err(UsageError)?);
+            Ok(None)
+        }
+        Arg::Word(word) => Err(UsageError(format!("unexpected argument {word:?}"))),
     }
-    *target = Some(Target::parse(word).map_err(UsageError)?);
-    Ok(())
 }
 
 /// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]`.
@@ -236,16 +235,9 @@ fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
     let mut options = ConnectOptions::default();
     let mut target = None;
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg {
-            Arg::Flag(flag, inline) => (flag, inline),
-            Arg::Word(word) => {
-                parse_target(&word, &mut target)?;
-                continue;
-            }
+        let Some((flag, inline)) = flag_or_target(arg, &mut target)? else {
+            continue;
         };
-        if let Some(invocation) = common_flag(&flag) {
-            return Ok(invocation);
-        }
         match flag.as_str() {
             "--raw" => {
                 no_value(&flag, &inline)?;
@@ -264,16 +256,9 @@ fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
     let mut options = CheckOptions::default();
     let mut target = None;
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg {
-            Arg::Flag(flag, inline) => (flag, inline),
-            Arg::Word(word) => {
-                parse_target(&word, &mut target)?;
-                continue;
-            }
+        let Some((flag, inline)) = flag_or_target(arg, &mut target)? else {
+            continue;
         };
-        if let Some(invocation) = common_flag(&flag) {
-            return Ok(invocation);
-        }
         let mut value = || args.value(&flag, inline.clone());
         match flag.as_str() {
             "--max-connections" => options.max_connections = at_least_one(&flag, &value()?)?,
