@@ -299,7 +299,9 @@ impl Client {
     /// pile up lingering threads by sending junk after `QUIT`.
     fn linger(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write); // closing anyway
-        let deadline = Instant::now() + self.shared.config.write_timeout;
+        let Some(deadline) = Instant::now().checked_add(self.shared.config.write_timeout) else {
+            return; // a write timeout too far away to wait for
+        };
         let mut sink = [0; 1024];
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
