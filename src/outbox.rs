@@ -98,7 +98,7 @@ impl Outbox {
                     user.name
                 ));
                 let id = user.id;
-                if let Some(user) = users.remove(&delivery.name, id) {
+                if let Some(user) = users.remove(&delivery.key, id) {
                     let _ = user.stream.shutdown(Shutdown::Both); // it may be gone already
                 }
                 delivery.failed = true;

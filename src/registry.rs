@@ -54,14 +54,14 @@ impl Registry {
 }
 
 impl Users {
-    /// `CONNECT`: registers `name` for connection `id`, or
-    /// `ERR NAME_TAKEN` if a user holds the same name case-insensitively.
+    /// `CONNECT`: registers `name` for connection `id` and returns its key,
+    /// or `ERR NAME_TAKEN` if a user holds the same name case-insensitively.
     pub fn register(
         &mut self,
         name: &str,
         id: ConnId,
         stream: Arc<TcpStream>,
-    ) -> Result<(), Error> {
+    ) -> Result<String, Error> {
         let key = name_key(name);
         if let Some(holder) = self.0.get(&key) {
             return Err(Error::new(
@@ -74,8 +74,8 @@ impl Users {
             id,
             stream,
         };
-        self.0.insert(key, user);
-        Ok(())
+        self.0.insert(key.clone(), user);
+        Ok(key)
     }
 
     /// The user registered under `name`, case-insensitively, with its key,
@@ -93,23 +93,20 @@ impl Users {
         self.0.get(key)
     }
 
-    /// True when connection `id` holds `name` (it may have been dropped by
-    /// a writer since it registered it).
-    pub fn holds(&self, name: &str, id: ConnId) -> bool {
-        self.0
-            .get(&name_key(name))
-            .is_some_and(|user| user.id == id)
+    /// True when connection `id` still holds the name under `key` (a
+    /// writer may have dropped it since it registered).
+    pub fn holds(&self, key: &str, id: ConnId) -> bool {
+        self.0.get(key).is_some_and(|user| user.id == id)
     }
 
-    /// Removes `name` if connection `id` still holds it, and returns it.
-    /// (A writer may already have dropped that user for a write timeout, and
-    /// a new connection may have taken the name since.)
-    pub fn remove(&mut self, name: &str, id: ConnId) -> Option<User> {
-        let key = name_key(name);
-        if self.0.get(&key)?.id != id {
+    /// Removes the name under `key` if connection `id` still holds it, and
+    /// returns its user. (A writer may already have dropped that user for a
+    /// write timeout, and a new connection may have taken the name since.)
+    pub fn remove(&mut self, key: &str, id: ConnId) -> Option<User> {
+        if !self.holds(key, id) {
             return None;
         }
-        self.0.remove(&key)
+        self.0.remove(key)
     }
 
     /// The registered names, sorted case-insensitively for a stable LIST.

@@ -74,13 +74,15 @@ struct Client {
 /// A registered name, removed from the registry when dropped.
 struct Login {
     name: String,
+    /// The name's registry key ([`protocol::name_key`]), computed once.
+    key: String,
     id: ConnId,
     shared: Arc<Shared>,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
-        self.shared.registry.lock().remove(&self.name, self.id);
+        self.shared.registry.lock().remove(&self.key, self.id);
     }
 }
 
@@ -228,9 +230,10 @@ impl Client {
         };
         match command {
             Command::Connect(name) => {
-                users.register(name, self.id, Arc::clone(&self.stream))?;
+                let key = users.register(name, self.id, Arc::clone(&self.stream))?;
                 self.login = Some(Login {
                     name: name.to_owned(),
+                    key,
                     id: self.id,
                     shared: Arc::clone(&self.shared),
                 });
@@ -270,7 +273,7 @@ impl Client {
     fn lost_its_name(&self, users: &Users) -> bool {
         self.login
             .as_ref()
-            .is_some_and(|login| !users.holds(&login.name, self.id))
+            .is_some_and(|login| !users.holds(&login.key, self.id))
     }
 
     /// The connection ends here, by `QUIT` or a timeout, and the caller
@@ -281,7 +284,7 @@ impl Client {
     /// [`linger`](Self::linger) keeps it a little longer).
     fn end_here(&mut self, users: &mut Users) {
         if let Some(login) = &self.login {
-            users.remove(&login.name, self.id); // `Login`'s drop finds it gone
+            users.remove(&login.key, self.id); // `Login`'s drop finds it gone
         }
         if !self.has_unread_input() {
             self.slot = None;
