@@ -88,7 +88,7 @@ impl Outbox {
     ) -> io::Result<()> {
         for delivery in &mut self.deliveries {
             let Some(user) = users.get(&delivery.key) else {
-                delivery.failed = true; // dropped earlier in this flush
+                delivery.failed = true; // not registered any more: not delivered
                 continue;
             };
             log_lines(log, &user.name, &delivery.lines);
