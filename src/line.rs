@@ -111,6 +111,15 @@ impl LineReader {
     }
 }
 
+/// True for the errors a `read` that hit the socket's read timeout gives:
+/// `WouldBlock` or `TimedOut`, depending on the system.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

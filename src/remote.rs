@@ -218,13 +218,8 @@ impl ServerLines {
     }
 }
 
-/// True for the errors a read that timed out shows, depending on the system.
-pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
+/// The check for a read that timed out, shared with the server's sessions.
+pub use crate::line::is_timeout;
 
 #[cfg(test)]
 mod tests {

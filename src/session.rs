@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::line::{Line, LineReader};
+use crate::line::{Line, LineReader, is_timeout};
 use crate::outbox::Outbox;
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
 use crate::registry::{ConnId, Users};
@@ -390,12 +390,4 @@ impl Client {
 
 fn secs(timeout: Option<Duration>) -> u64 {
     timeout.map_or(0, |t| t.as_secs())
-}
-
-/// A read that timed out shows up as one of these, depending on the system.
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
