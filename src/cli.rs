@@ -10,13 +10,13 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
-use crate::check::CheckOptions;
-use crate::client::ConnectOptions;
-use crate::config::{
+use crate::server::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
 };
-use crate::remote::Target;
+use crate::tools::check::CheckOptions;
+use crate::tools::connect::ConnectOptions;
+use crate::tools::remote::Target;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +89,8 @@ Try it: minichat --port 1234, then in two other terminals: minichat connect
         login = DEFAULT_LOGIN_TIMEOUT.as_secs(),
         idle = DEFAULT_IDLE_TIMEOUT.as_secs(),
         write = DEFAULT_WRITE_TIMEOUT.as_secs(),
-        reply_wait = crate::client::DEFAULT_REPLY_WAIT.as_secs(),
-        check_wait = crate::check::DEFAULT_WAIT.as_secs(),
+        reply_wait = crate::tools::connect::DEFAULT_REPLY_WAIT.as_secs(),
+        check_wait = crate::tools::check::DEFAULT_WAIT.as_secs(),
     )
 }
 

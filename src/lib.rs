@@ -1,23 +1,15 @@
 //! minichat: the reference implementation of the minichat protocol,
 //! version 1 (see PROTOCOL.md, in French, and README.md).
 //!
-//! A blocking server, one thread per client, standard library only. Where
-//! to find what:
+//! A blocking server, one thread per client, standard library only. The
+//! crate has three parts, and its dependencies point one way:
 //!
-//! | concern | module |
-//! | --- | --- |
-//! | the wire format: commands, replies, error codes, names, texts | [`protocol`] |
-//! | cutting bytes into lines of at most 512 bytes | [`line`] |
-//! | who is connected, and the lock every write goes through | [`registry`] |
-//! | one batch of replies and deliveries, and the write timeout | [`outbox`] |
-//! | one client's session: read, execute, reply, time out | [`session`] |
-//! | the accept loop and the connection limit | [`server`] |
-//! | settings and their defaults | [`config`] |
-//! | the command line | [`cli`] |
-//! | the operator's log | [`log`] |
-//! | reaching a server as a client, reading its lines in bounded memory | [`remote`] |
-//! | `minichat connect`: the interactive line client | [`client`] |
-//! | `minichat check`: the conformance suite, run from outside | [`check`] |
+//! | part | what it holds | depends on |
+//! | --- | --- | --- |
+//! | [`protocol`] | the wire format: commands, replies, error codes, names, texts; pure, no I/O | nothing |
+//! | [`server`] | everything the server runs: accept loop, slots, sessions, registry, write path, log, console | `protocol` |
+//! | [`tools`] | the client tools `minichat connect` and `minichat check` | `protocol` |
+//! | [`cli`] | reading the command line of the three subcommands | `server`, `tools` |
 //!
 //! A test or a program starts a server exactly as the binary does:
 //!
@@ -31,18 +23,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub mod check;
 pub mod cli;
-pub mod client;
-pub mod config;
-pub mod line;
-pub mod log;
-pub mod outbox;
 pub mod protocol;
-pub mod registry;
-pub mod remote;
 pub mod server;
-pub mod session;
+pub mod tools;
 
-pub use config::Config;
-pub use server::Server;
+pub use server::{Config, Server};

@@ -1,13 +1,19 @@
 //! The `minichat` command: reads the command line and runs what it asks.
 //! Everything else lives in the library (src/lib.rs).
+//!
+//! Nothing here may panic on a closed stdout or stderr (`minichat --help |
+//! head -1`): every message is written with [`say`], which ignores a
+//! failed write.
 
+use std::fmt::Display;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use minichat::check::{self, CheckOptions};
 use minichat::cli::{self, Invocation};
-use minichat::client::{self, ConnectOptions};
-use minichat::{Config, Server};
+use minichat::server::{self, Config};
+use minichat::tools::check::{self, CheckOptions};
+use minichat::tools::connect::{self, ConnectOptions};
 
 /// Exit code of a command line that cannot be obeyed.
 const USAGE_ERROR: u8 = 2;
@@ -15,18 +21,21 @@ const USAGE_ERROR: u8 = 2;
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Help) => {
-            print!("{}", cli::usage());
+            say(io::stdout(), cli::usage());
             ExitCode::SUCCESS
         }
         Ok(Invocation::Version) => {
-            println!("minichat {}", env!("CARGO_PKG_VERSION"));
+            say(
+                io::stdout(),
+                format_args!("minichat {}\n", env!("CARGO_PKG_VERSION")),
+            );
             ExitCode::SUCCESS
         }
         Ok(Invocation::Serve(config)) => serve(config),
         Ok(Invocation::Connect(options)) => connect(&options),
         Ok(Invocation::Check(options)) => check(&options),
         Err(error) => {
-            eprintln!("minichat: {error}");
+            say(io::stderr(), format_args!("minichat: {error}\n"));
             ExitCode::from(USAGE_ERROR)
         }
     }
@@ -34,36 +43,47 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     let address = SocketAddr::new(config.bind, config.port);
-    let result = Server::bind(config).and_then(Server::run);
-    match result {
+    match server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("minichat: cannot serve on {address}: {error}");
+            say(
+                io::stderr(),
+                format_args!("minichat: cannot serve on {address}: {error}\n"),
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 fn connect(options: &ConnectOptions) -> ExitCode {
-    match client::run(options) {
+    match connect::run(options) {
         Ok(end) => {
-            eprintln!("minichat: {end}");
+            say(io::stderr(), format_args!("minichat: {end}\n"));
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("minichat: {error}");
+            say(io::stderr(), format_args!("minichat: {error}\n"));
             ExitCode::FAILURE
         }
     }
 }
 
 fn check(options: &CheckOptions) -> ExitCode {
-    match check::run(options, &mut std::io::stdout().lock()) {
+    match check::run(options, &mut io::stdout().lock()) {
         Ok(report) if report.all_passed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("minichat: cannot write the report: {error}");
+            say(
+                io::stderr(),
+                format_args!("minichat: cannot write the report: {error}\n"),
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to `out`, ignoring a failure: there is nowhere left to
+/// report it.
+fn say(mut out: impl Write, text: impl Display) {
+    let _ = write!(out, "{text}").and_then(|()| out.flush());
 }

@@ -6,11 +6,20 @@
 //! reply is written on the wire. PROTOCOL.md ("Référence complète") explains
 //! the same rules in French; each item below says which part.
 //!
-//! Framing (cutting the byte stream into lines of at most
-//! [`MAX_LINE_BYTES`]) is done by [`crate::line`]; what depends on the other
-//! users (NAME_TAKEN, NO_SUCH_USER) is decided by [`crate::registry`].
+//! The server and the client tools both build on it; it depends on
+//! nothing else in the crate. Framing (cutting the byte stream into lines of
+//! at most [`MAX_LINE_BYTES`]) is the server's `framing` module; what depends
+//! on the other users (NAME_TAKEN, NO_SUCH_USER) is decided by its registry.
 
 use std::fmt;
+
+/// The protocol's TCP port, as the exercise sets it (PROTOCOL.md, "Sur
+/// quel(s) port(s)").
+pub const DEFAULT_PORT: u16 = 1234;
+
+/// How many connections a server accepts at once unless told otherwise
+/// (`--max-connections`), as the exercise sets it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 5;
 
 /// The longest line a client may send, in bytes, not counting its LF or the
 /// CR right before it. Longer lines get `ERR TOO_LONG` (PROTOCOL.md, "Limites").
@@ -195,8 +204,8 @@ impl Reply<'_> {
 /// broken rule in the contract's order: BAD_TEXT (not UTF-8),
 /// UNKNOWN_COMMAND, SYNTAX, NOT_CONNECTED / ALREADY_CONNECTED, BAD_NAME,
 /// BAD_TEXT (forbidden character), TOO_LONG (text). TOO_LONG for the line
-/// comes first of all, from [`crate::line`]; NAME_TAKEN and NO_SUCH_USER
-/// come last, from [`crate::registry`].
+/// comes first of all, from the server's framing; NAME_TAKEN and
+/// NO_SUCH_USER come last, from its registry.
 ///
 /// Fields are separated by one or more spaces (U+0020 only); spaces before
 /// the verb and after the last field are skipped, except in SEND's text.

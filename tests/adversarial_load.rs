@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Client, Pair, config, start};
+use common::{Client, Pair, config, connect_when_free, start};
 use minichat::{Config, Server};
 
 /// A 100-character text, so each RECEIVE fills the sleeper's buffers fast.
@@ -151,72 +151,103 @@ fn a_client_that_never_reads_its_replies_is_dropped() {
     pair.still_talking();
 }
 
-/// A client dropped for a write timeout does not keep speaking under the
-/// name it lost. Its session may still hold a line it read just before the
-/// drop (it was waiting for the registry lock, held by the writer that is
-/// dropping it); that line must not be carried out, since by then the name
-/// is released and may already belong to someone else.
+/// A client dropped by a writer never speaks again under the name it lost,
+/// even when its session was busy elsewhere at the moment of the drop,
+/// with lines of its own still waiting to be carried out.
 ///
-/// The race is set up on purpose: the victim's receive buffer is shrunk so
-/// its window stays shut; the flooder fills it until the server blocks in a
-/// write to the victim (a reply is slow); then the victim sends a line and a
-/// newcomer asks for its name. When the flooder then gets `ERR
-/// NO_SUCH_USER`, the victim was dropped with its line in hand: that attempt
-/// is conclusive. When the write went through after all (the victim's
-/// segment reopened its window), the line was rightly relayed: try again.
+/// The race is lost on purpose. `rita` stops reading, and a flooder fills
+/// her socket: the flooder's session now holds rita's write lock, for up to
+/// the write timeout. Then the victim, `bob`, sends `SEND rita hi` and
+/// `SEND dra I am bob` (in one write: one batch; or apart: two batches), and
+/// resets his connection. Bob's session is stuck behind the flooder on
+/// rita, so it does not notice; but the next writer to bob does: its write
+/// fails, bob is dropped, and a newcomer takes his name. When the write to
+/// rita times out, bob's session wakes up with `SEND dra I am bob` in hand.
+/// dra must never see it.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_dropped_client_cannot_speak_under_its_released_name() {
-    const ATTEMPTS: usize = 8;
+    const OPEN: usize = 7; // the pair, rita, her flooder, bob, his writer, the newcomer
     let server = start(Config {
         write_timeout: Duration::from_secs(1),
-        max_connections: 8,
+        max_connections: OPEN,
         ..config()
     });
     let mut pair = Pair::login(server, "dr");
-    let mut flooder = Client::login(server, "flooder");
-    let text = long_text();
-    let mut conclusive = 0;
-    for attempt in 0..ATTEMPTS {
-        let name = format!("bob{attempt}");
-        let mut victim = Client::login(server, &name); // never reads
-        common::shrink_receive_buffer(&victim.writer, 2048);
-        set_read_timeout(&flooder, Duration::from_millis(300));
-        let started = Instant::now();
-        loop {
-            assert!(started.elapsed() < Duration::from_secs(30), "never filled");
-            flooder.send(&format!("SEND {name} {text}"));
-            let mut line = String::new();
-            match std::io::BufRead::read_line(&mut flooder.reader, &mut line) {
-                Ok(_) if line == format!("OK SEND {name}\r\n") => continue,
-                Ok(_) => panic!("unexpected {line:?}"),
-                Err(_) => break, // slow: the write to the victim is under way
-            }
+    for together in [true, false] {
+        let rita = Client::login(server, "rita");
+        let mut to_rita = Client::login(server, "frita");
+        let to_rita_owed = fill_until_blocked(&mut to_rita, "rita");
+        let mut bob = Client::login(server, "bob");
+        if together {
+            bob.send_raw(b"SEND rita hi\nSEND dra I am bob\n");
+        } else {
+            bob.send("SEND rita hi");
+            // Not a synchronisation: either way the line must not be
+            // carried out; apart, it most likely comes in a batch of its own.
+            pair.exchange();
+            bob.send("SEND dra I am bob");
         }
-        set_read_timeout(&flooder, common::READ_TIMEOUT);
-        victim.send(&format!("SEND dra I am {name}, trust me"));
-        let mut newcomer = Client::connect(server);
-        newcomer.send(&format!("CONNECT {name}"));
-        let reply = flooder.line();
-        if reply == format!("OK SEND {name}") {
-            println!("attempt {attempt}: the write to {name} went through");
-            pair.expect_on_a(&format!("RECEIVE {name} I am {name}, trust me"));
-            let _ = newcomer.line(); // NAME_TAKEN or OK CONNECT, by timing
-            continue;
+        pair.exchange(); // likewise: most likely, bob's session is stuck by now
+        common::reset_on_drop(&bob.writer);
+        drop(bob);
+        // The next writer to bob fails at once: bob is dropped, his name free.
+        let mut to_bob = Client::login(server, "fbob");
+        to_bob.ask("SEND bob are you there?", "ERR NO_SUCH_USER ");
+        let mut newcomer = Client::login(server, "bob");
+        // Then the write to rita times out, which wakes bob's session up.
+        for _ in 0..to_rita_owed {
+            to_rita.expect_prefix("ERR NO_SUCH_USER ");
         }
-        assert!(reply.starts_with("ERR NO_SUCH_USER "), "{reply}");
-        newcomer.expect(&format!("OK CONNECT {name}"));
-        // dra never sees the dropped victim's line: its next lines are the
-        // pair's own.
+        // Once the old bob's and rita's slots are free, their sessions are
+        // over: whatever bob's could have written is written.
+        drop(rita);
+        let watchers = [connect_when_free(server), connect_when_free(server)];
+        newcomer.send("SEND dra I am the new bob");
+        pair.expect_on_a("RECEIVE bob I am the new bob");
+        newcomer.expect("OK SEND dra");
+        // dra never saw the old bob's line: its next lines are the pair's.
         pair.still_talking();
-        println!("attempt {attempt}: conclusive");
-        conclusive += 1;
-        if conclusive == 1 {
-            break;
+        // Leave so that every slot is free before the next round.
+        newcomer.ask("QUIT", "OK QUIT");
+        for client in [to_bob, to_rita].into_iter().chain(watchers) {
+            client.hang_up();
         }
     }
-    assert!(conclusive > 0, "no conclusive attempt in {ATTEMPTS}");
-    flooder.sync();
+    assert!(
+        pair.worst < Duration::from_secs(1),
+        "a round trip took {:?}",
+        pair.worst
+    );
+}
+
+/// Floods `target`, which does not read, with pipelined 100-character
+/// messages from `sender` until the replies stop: the server is then
+/// blocked writing to `target`, whose socket is full. Returns how many
+/// replies are still owed (all of them will be `ERR NO_SUCH_USER`, once
+/// `target` is dropped).
+#[cfg(target_os = "linux")]
+fn fill_until_blocked(sender: &mut Client, target: &str) -> usize {
+    const CHUNK: usize = 100;
+    let batch = format!("SEND {target} {}\n", long_text()).repeat(CHUNK);
+    set_read_timeout(sender, Duration::from_millis(300));
+    let started = Instant::now();
+    let mut owed = 0;
+    'filling: loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "never filled");
+        sender.send_raw(batch.as_bytes());
+        owed += CHUNK;
+        while owed > 0 {
+            let mut line = String::new();
+            match std::io::BufRead::read_line(&mut sender.reader, &mut line) {
+                Ok(_) if line == format!("OK SEND {target}\r\n") => owed -= 1,
+                Ok(_) => panic!("unexpected {line:?}"),
+                Err(_) => break 'filling, // slow: a write to the target is under way
+            }
+        }
+    }
+    set_read_timeout(sender, common::READ_TIMEOUT);
+    owed
 }
 
 fn set_read_timeout(client: &Client, timeout: Duration) {
@@ -304,10 +335,11 @@ fn four_pipelined_senders_lose_and_garble_nothing() {
 /// The same server on the IPv6 loopback, when the system has one.
 #[test]
 fn ipv6_loopback_works_if_available() {
-    let server = match Server::bind(Config {
+    let config = Config {
         bind: IpAddr::V6(Ipv6Addr::LOCALHOST),
         ..config()
-    }) {
+    };
+    let server = match Server::bind_with_log(config, std::io::sink()) {
         Ok(server) => server,
         Err(e) => {
             println!("skipped: cannot bind [::1]: {e}");

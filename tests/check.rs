@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{config, start};
 use minichat::Config;
-use minichat::check::{self, CheckOptions, Report};
-use minichat::remote::Target;
+use minichat::tools::check::{self, CheckOptions, Report};
+use minichat::tools::remote::Target;
 
 /// Runs the suite in-process against `address`; returns the report and
 /// what it printed.

@@ -1,8 +1,8 @@
 //! The client's side of a connection: where the server is, how to reach it
 //! within a time limit, and reading its lines in bounded memory.
 //!
-//! Used by the two client tools, `minichat connect` ([`crate::client`]) and
-//! `minichat check` ([`crate::check`]). Both talk to servers we did not
+//! Used by the two client tools, `minichat connect` ([`crate::tools::connect`]) and
+//! `minichat check` ([`crate::tools::check`]). Both talk to servers we did not
 //! write, so nothing the server sends is trusted: a line longer than
 //! [`MAX_SERVER_LINE_BYTES`] is thrown away as it arrives, and every read
 //! can be given a deadline.
@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::config::DEFAULT_PORT;
+use crate::protocol::DEFAULT_PORT;
 
 /// The longest line accepted from a server, in bytes. A RECEIVE line is at
 /// most about 480 bytes, but `OK LIST` grows with the number of users (a
@@ -218,8 +218,14 @@ impl ServerLines {
     }
 }
 
-/// The check for a read that timed out, shared with the server's sessions.
-pub use crate::line::is_timeout;
+/// True for the errors a read that hit its deadline gives: `WouldBlock` or
+/// `TimedOut`, depending on the system.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::remote::{self, ServerLine, ServerLines, is_timeout};
+use crate::tools::remote::{self, ServerLine, ServerLines, is_timeout};
 
 /// Why a check failed: one line for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +225,10 @@ impl Probe {
         let got = match got {
             Got::Line(line) => shown_str(&line),
             Got::NoCrlf(line) => format!("{} ended by LF alone, not CRLF", shown_str(&line)),
-            Got::TooLong => format!("a line over {} bytes", crate::remote::MAX_SERVER_LINE_BYTES),
+            Got::TooLong => format!(
+                "a line over {} bytes",
+                crate::tools::remote::MAX_SERVER_LINE_BYTES
+            ),
             Got::Closed => "the connection closed".to_owned(),
             Got::NoReply => format!("no reply within {}", seconds(self.wait)),
             Got::Error(e) => format!("a read error ({e})"),

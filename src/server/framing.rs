@@ -1,4 +1,5 @@
-//! Framing: cutting a client's byte stream into lines, in bounded memory.
+//! Framing: cutting a client's byte stream into lines, in bounded memory
+//! (PROTOCOL.md, "Transport et découpage en lignes").
 //!
 //! A line ends with LF; one CR right before the LF is dropped, so CRLF and LF
 //! are both accepted. A line may hold at most [`MAX_LINE_BYTES`] bytes before
@@ -14,13 +15,13 @@ use crate::protocol::MAX_LINE_BYTES;
 /// [`MAX_LINE_BYTES`] plus its CRLF; more lets one `read` bring several
 /// pipelined lines, which the session then handles as one batch. 2 KiB is
 /// about 18 messages of 100 characters, and costs 2 MB for 1 000 clients.
-pub const READ_BUFFER_BYTES: usize = 2048;
+pub(crate) const READ_BUFFER_BYTES: usize = 2048;
 
 const _: () = assert!(READ_BUFFER_BYTES >= MAX_LINE_BYTES + 2);
 
 /// One complete line, as [`LineReader::next_line`] hands it out.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line<'a> {
+pub(crate) enum Line<'a> {
     /// The line's bytes, without its LF or the CR right before it.
     Complete(&'a [u8]),
     /// A line longer than [`MAX_LINE_BYTES`] ended here; its bytes are gone.
@@ -28,7 +29,7 @@ pub enum Line<'a> {
 }
 
 /// Reads lines from a stream into one fixed buffer.
-pub struct LineReader {
+pub(crate) struct LineReader {
     /// The bytes read and not yet handed out are `buf[start..end]`.
     buf: Box<[u8]>,
     start: usize,
@@ -44,7 +45,7 @@ impl Default for LineReader {
 }
 
 impl LineReader {
-    pub fn new() -> LineReader {
+    pub(crate) fn new() -> LineReader {
         LineReader {
             buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             start: 0,
@@ -55,13 +56,13 @@ impl LineReader {
 
     /// True when [`next_line`](Self::next_line) has a line to give without
     /// reading.
-    pub fn has_line(&self) -> bool {
+    pub(crate) fn has_line(&self) -> bool {
         self.pending().contains(&b'\n')
     }
 
     /// Makes one `read` call on `source` and keeps what it brings. Returns
     /// the number of bytes read, 0 meaning end of stream.
-    pub fn fill(&mut self, source: &mut impl Read) -> io::Result<usize> {
+    pub(crate) fn fill(&mut self, source: &mut impl Read) -> io::Result<usize> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         } else if self.end == self.buf.len() {
@@ -75,7 +76,7 @@ impl LineReader {
     }
 
     /// The next complete line already read, if any.
-    pub fn next_line(&mut self) -> Option<Line<'_>> {
+    pub(crate) fn next_line(&mut self) -> Option<Line<'_>> {
         let newline = self.pending().iter().position(|&b| b == b'\n')?;
         let line_start = self.start;
         self.start += newline + 1;
@@ -109,15 +110,6 @@ impl LineReader {
             (self.start, self.end) = (0, 0);
         }
     }
-}
-
-/// True for the errors a `read` that hit the socket's read timeout gives:
-/// `WouldBlock` or `TimedOut`, depending on the system.
-pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
-//! The server's settings, with the contract's defaults.
+//! The server's settings, with the contract's defaults. Each one is a flag
+//! of `minichat serve` (see `cli.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-/// The port of the exercise.
-pub const DEFAULT_PORT: u16 = 1234;
-/// At most this many open connections, logged in or not (`--max-connections`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 5;
+pub use crate::protocol::{DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT};
 /// A connection must complete `CONNECT` this soon after it is accepted
 /// (`--login-timeout`).
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);

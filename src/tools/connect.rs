@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::protocol::is_forbidden_in_text;
-use crate::remote::{self, ServerLine, ServerLines, Target, is_timeout};
+use crate::tools::remote::{self, ServerLine, ServerLines, Target, is_timeout};
 
 /// How long to wait for the greeting, and with piped input for each reply,
 /// by default (`--wait`).

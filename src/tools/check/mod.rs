@@ -18,8 +18,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::DEFAULT_MAX_CONNECTIONS;
-use crate::remote::{self, ServerLine, ServerLines, Target};
+use crate::protocol::DEFAULT_MAX_CONNECTIONS;
+use crate::tools::remote::{self, ServerLine, ServerLines, Target};
 use probe::{Failure, LastSent, Probe, close_all, seconds, shown_str};
 
 /// How long a check waits for each line it expects, by default (`--wait`).

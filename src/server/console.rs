@@ -1,0 +1,241 @@
+//! The operator's console: commands typed on the server's standard input,
+//! so that a teacher can see who holds the slots and free one without
+//! restarting the server (and cutting everyone).
+//!
+//! | command | what it does |
+//! | --- | --- |
+//! | `list` | one line per open connection: address, name (`-` before `CONNECT`), seconds since its last complete line, seconds connected |
+//! | `kick NAME`, `kick ADDRESS` | closes that connection; when the console answers, its slot and its name are free |
+//! | `help` | the commands |
+//!
+//! Answers go to standard output; the log stays on stderr. The wire
+//! protocol does not change: a kicked client just sees its connection
+//! close. The end of standard input (a server started in the background,
+//! under a service manager, or with `< /dev/null`) ends the console, and
+//! nothing else.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::Shared;
+use super::peer::Peer;
+use crate::protocol::name_key;
+
+/// The longest console line read; the rest of a longer one is ignored.
+const MAX_CONSOLE_LINE_BYTES: u64 = 1024;
+
+/// How much longer than the write timeout `kick` waits for the session to
+/// end. A kicked session ends at once, unless it was in the middle of a
+/// write to another client, which the write timeout bounds.
+const KICK_GRACE: Duration = Duration::from_secs(1);
+
+/// The console of one server.
+#[derive(Debug, Clone)]
+pub struct Console {
+    shared: Arc<Shared>,
+}
+
+impl Console {
+    pub(crate) fn new(shared: Arc<Shared>) -> Console {
+        Console { shared }
+    }
+
+    /// Runs the console on the process's standard input and output, on a
+    /// thread of its own.
+    pub fn spawn_on_stdin(self) -> io::Result<()> {
+        ignore_background_read_stop();
+        thread::Builder::new()
+            .name("console".into())
+            .stack_size(64 * 1024)
+            .spawn(move || self.run(io::stdin().lock(), io::stdout()))
+            .map(drop)
+    }
+
+    /// Reads commands from `input` until it ends (or fails), and answers
+    /// each on `output`. An output that fails (a closed stdout) is ignored:
+    /// the console is for the operator, the server goes on regardless.
+    pub fn run(&self, mut input: impl BufRead, mut output: impl Write) {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match input
+                .by_ref()
+                .take(MAX_CONSOLE_LINE_BYTES)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => return, // end of input: the console ends quietly
+                Ok(_) => {}
+            }
+            if !line.ends_with(b"\n") && !skip_line(&mut input) {
+                return;
+            }
+            let answer = self.execute(String::from_utf8_lossy(&line).trim());
+            if !answer.is_empty() {
+                let _ = output
+                    .write_all(answer.as_bytes())
+                    .and_then(|()| output.flush());
+            }
+        }
+    }
+
+    /// Carries out one command and returns its answer (lines ending with
+    /// LF, or nothing for an empty line).
+    fn execute(&self, command: &str) -> String {
+        let (verb, argument) = command.split_once(' ').unwrap_or((command, ""));
+        let argument = argument.trim();
+        match (verb.to_ascii_lowercase().as_str(), argument) {
+            ("", _) => String::new(),
+            ("list", "") => self.list(),
+            ("kick", who) if !who.is_empty() => self.kick(who),
+            ("help", "") => HELP.to_owned(),
+            _ => format!("unknown command {command:?}; {HELP}"),
+        }
+    }
+
+    /// `list`: one line per open connection, then a count.
+    fn list(&self) -> String {
+        let peers = self.shared.slots.connections();
+        let names: Vec<String> = {
+            let users = self.shared.registry.lock();
+            peers
+                .iter()
+                .map(|peer| {
+                    users
+                        .name_of(peer.id)
+                        .map_or("-", |(_, name)| name)
+                        .to_owned()
+                })
+                .collect()
+        };
+        let width = peers
+            .iter()
+            .map(|peer| peer.addr.to_string().len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for (peer, name) in peers.iter().zip(&names) {
+            let _ = writeln!(
+                out,
+                "{:width$}  {name:16}  idle {:>4} s  connected {:>5} s",
+                peer.addr.to_string(),
+                peer.idle_for().as_secs(),
+                peer.accepted.elapsed().as_secs(),
+            );
+        }
+        let max = self.shared.slots.max;
+        let _ = match peers.len() {
+            0 => writeln!(out, "no connection open (max {max})"),
+            1 => writeln!(out, "1 connection open (max {max})"),
+            n => writeln!(out, "{n} connections open (max {max})"),
+        };
+        out
+    }
+
+    /// `kick NAME` or `kick ADDRESS`: drops that connection, and answers
+    /// once its slot and its name are free.
+    fn kick(&self, who: &str) -> String {
+        let Some(Found { peer, login }) = self.find(who) else {
+            return format!("no open connection named {who:?} or at that address; try list\n");
+        };
+        if let Some((key, _)) = &login {
+            self.shared.registry.remove(key, peer.id);
+        }
+        peer.drop_client();
+        let shown = match &login {
+            Some((_, name)) => format!("{name} ({})", peer.addr),
+            None => peer.addr.to_string(),
+        };
+        self.shared
+            .log
+            .event(format_args!("{shown} kicked by the console"));
+        let wait = self.shared.config.write_timeout + KICK_GRACE;
+        if self.shared.slots.wait_freed(peer.id, wait) {
+            format!("kicked {shown}\n")
+        } else {
+            format!("kicked {shown}; its slot is not free yet\n")
+        }
+    }
+
+    /// The open connection of user `who` (any case), or at address `who`.
+    fn find(&self, who: &str) -> Option<Found> {
+        let peers = self.shared.slots.connections();
+        let users = self.shared.registry.lock();
+        let name_of = |peer: &Peer| {
+            users
+                .name_of(peer.id)
+                .map(|(key, name)| (key.to_owned(), name.to_owned()))
+        };
+        let key = name_key(who);
+        let address: Option<SocketAddr> = who.parse().ok();
+        let by_name = peers
+            .iter()
+            .find(|peer| name_of(peer).is_some_and(|(k, _)| k == key));
+        let by_address = || peers.iter().find(|peer| Some(peer.addr) == address);
+        let peer = by_name.or_else(by_address)?;
+        Some(Found {
+            peer: Arc::clone(peer),
+            login: name_of(peer),
+        })
+    }
+}
+
+/// A connection `kick` names.
+struct Found {
+    peer: Arc<Peer>,
+    /// Its name's registry key and the name, if it logged in.
+    login: Option<(String, String)>,
+}
+
+/// The answer to `help`.
+const HELP: &str =
+    "commands: list (the open connections), kick NAME or kick ADDRESS (close one), help\n";
+
+/// Throws away the rest of an over-long console line; false at the end of
+/// input.
+fn skip_line(input: &mut impl BufRead) -> bool {
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        match input
+            .by_ref()
+            .take(MAX_CONSOLE_LINE_BYTES)
+            .read_until(b'\n', &mut rest)
+        {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if rest.ends_with(b"\n") => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A server started in the background of a shell (`minichat &`) still has
+/// the terminal as its standard input, and a background process that reads
+/// its terminal is *stopped* by the system (SIGTTIN): every client would
+/// freeze. Ignoring that signal turns such a read into an error instead,
+/// which ends the console quietly. std has no API for it.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
+))]
+fn ignore_background_read_stop() {
+    const SIGTTIN: i32 = 21;
+    const SIG_IGN: usize = 1;
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    // SAFETY: setting a signal's disposition to "ignore" runs no code of
+    // ours in a signal handler; the call cannot fail for this signal.
+    unsafe {
+        signal(SIGTTIN, SIG_IGN);
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
+)))]
+fn ignore_background_read_stop() {}

@@ -1,0 +1,280 @@
+//! The operator's log, on stderr: one line per event, with a UTC timestamp.
+//!
+//! Events are connections accepted and refused, logins, disconnections and
+//! timeouts. Message text is private: it is logged only with `--verbose`,
+//! which logs every line in (`>`) and out (`<`) to watch the protocol live.
+//!
+//! **The log can neither kill nor stall the server.** Writing to stderr can
+//! fail (it was closed: `minichat 2>&1 | head -1`) or block for ever (a
+//! terminal paused with Ctrl-S, a pipe nobody reads). So no session ever
+//! writes to stderr itself: it hands the line to one logging thread through
+//! a bounded queue, and never waits for room. When the queue is full, the
+//! line is dropped and counted; when a write fails, likewise. Once the
+//! logging thread can write again, it first says `N log lines dropped`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lines waiting for the logging thread, at most. About 100 KB of text:
+/// enough to ride out a burst, small enough that a paused terminal costs
+/// little memory. Past it, lines are dropped and counted.
+pub(crate) const LOG_QUEUE_LINES: usize = 1024;
+
+/// The longest wire line the verbose log shows, in characters.
+const MAX_LOGGED_CHARS: usize = 200;
+
+/// Where the server reports what happens. Cloning it is cheap: every clone
+/// feeds the same logging thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Log {
+    /// Also log every line in and out (`--verbose`).
+    pub(crate) verbose: bool,
+    queue: SyncSender<String>,
+    /// Lines lost since the last `N log lines dropped`: the queue was full
+    /// or the write failed.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Log {
+    /// Starts the logging thread, writing to `out` (stderr, for the binary).
+    pub(crate) fn start(out: impl Write + Send + 'static, verbose: bool) -> io::Result<Log> {
+        let (queue, lines) = mpsc::sync_channel(LOG_QUEUE_LINES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&dropped);
+        thread::Builder::new()
+            .name("log".into())
+            .stack_size(64 * 1024)
+            .spawn(move || write_lines(lines, out, &counted))?;
+        Ok(Log {
+            verbose,
+            queue,
+            dropped,
+        })
+    }
+
+    /// Logs `line` as it is, without a timestamp (the first line,
+    /// `minichat: listening on ...`, which scripts read).
+    pub(crate) fn announce(&self, line: String) {
+        self.push(line);
+    }
+
+    /// Logs one event line.
+    pub(crate) fn event(&self, what: fmt::Arguments<'_>) {
+        self.push(format!("{} {what}", Timestamp::now()));
+    }
+
+    /// With `--verbose`, logs one wire line received from (`>`) or sent to
+    /// (`<`) the client called `who`, with control characters escaped.
+    pub(crate) fn wire(&self, who: &str, direction: char, line: &[u8]) {
+        if self.verbose {
+            self.event(format_args!("{who} {direction} {}", escaped(line)));
+        }
+    }
+
+    /// Queues a line without ever waiting: a full queue drops it.
+    fn push(&self, line: String) {
+        if self.queue.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The logging thread: writes each queued line, first saying how many were
+/// dropped since the last line it could write. Ends when every [`Log`] is
+/// gone.
+fn write_lines(lines: Receiver<String>, mut out: impl Write, dropped: &AtomicU64) {
+    for line in lines {
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            let notice = format!("{} {lost} log lines dropped\n", Timestamp::now());
+            if out.write_all(notice.as_bytes()).is_err() {
+                dropped.fetch_add(lost + 1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        let written = out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        if written.is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A wire line as the log shows it: at most [`MAX_LOGGED_CHARS`]
+/// characters, control characters escaped (`\r`, `\u{1b}`) and bytes that
+/// are not UTF-8 shown as `\xff`, so a teacher sees exactly what a client
+/// sent (telnet's control bytes, say) without it garbling the log.
+fn escaped(line: &[u8]) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || crate::protocol::is_forbidden_in_text(c) {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+            count += 1;
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+            count += 1;
+        }
+        if count > MAX_LOGGED_CHARS {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+/// A UTC time to the second, shown as `2026-11-24T16:20:05Z`.
+pub(crate) struct Timestamp(u64);
+
+impl Timestamp {
+    pub(crate) fn now() -> Timestamp {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH);
+        Timestamp(since_epoch.map_or(0, |d| d.as_secs()))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (days, secs) = (self.0 / 86_400, self.0 % 86_400);
+        let (year, month, day) = civil_from_days(days);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        write!(f, "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    }
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::mpsc::Sender;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn wire_lines_are_logged_escaped_and_cut() {
+        assert_eq!(escaped(b"SEND bob caf\xc3\xa9 \\o/"), "SEND bob café \\o/");
+        assert_eq!(
+            escaped(b"\xff\xf4\xff\xfd\x06PING\r"),
+            "\\xff\\xf4\\xff\\xfd\\u{6}PING\\r"
+        );
+        assert!(escaped(&[b'x'; 600]).ends_with('…'));
+    }
+
+    #[test]
+    fn timestamps_are_utc_iso_8601() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(951_782_400).to_string(), "2000-02-29T00:00:00Z");
+        assert_eq!(Timestamp(1_795_537_205).to_string(), "2026-11-24T16:20:05Z");
+    }
+
+    /// A stderr that blocks every write until the test lets it through,
+    /// and reports what it wrote.
+    struct Paused {
+        gate: Arc<Mutex<()>>,
+        written: Sender<String>,
+    }
+
+    impl Write for Paused {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _open = self.gate.lock().unwrap(); // blocks while paused
+            let _ = self.written.send(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_paused_stderr_never_blocks_the_logger_and_drops_are_counted() {
+        let gate = Arc::new(Mutex::new(()));
+        let (written, seen) = mpsc::channel();
+        let paused = gate.lock().unwrap();
+        let log = Log::start(
+            Paused {
+                gate: Arc::clone(&gate),
+                written,
+            },
+            false,
+        )
+        .unwrap();
+        let started = Instant::now();
+        let lines = LOG_QUEUE_LINES * 3;
+        for i in 0..lines {
+            log.announce(format!("line {i}"));
+        }
+        // 3 000 lines into a stderr that takes none: nothing waited.
+        assert!(started.elapsed() < Duration::from_secs(1));
+        drop(paused);
+        let mut text = String::new();
+        // Once line 1 is written, the queue has room again.
+        while !text.contains("line 1\n") {
+            text.push_str(&seen.recv_timeout(Duration::from_secs(5)).unwrap());
+        }
+        log.announce("after".into());
+        while !text.ends_with("after\n") {
+            text.push_str(&seen.recv_timeout(Duration::from_secs(5)).unwrap());
+        }
+        // One notice, or two if the logging thread took its first line
+        // while the queue was already overflowing.
+        let dropped: u64 = text
+            .lines()
+            .filter_map(|line| line.strip_suffix(" log lines dropped"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert!(dropped > 0, "no drop notice in {text:?}");
+        let kept = text.lines().filter(|l| l.starts_with("line ")).count() as u64;
+        assert_eq!(
+            kept + dropped,
+            lines as u64,
+            "kept {kept}, dropped {dropped}"
+        );
+    }
+
+    /// A stderr that is closed: every write fails.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stderr_is_no_error_for_the_server() {
+        let log = Log::start(Closed, true).unwrap();
+        for i in 0..100 {
+            log.event(format_args!("event {i}"));
+            log.wire("bob", '>', b"PING");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The connection slots: at most `--max-connections` open connections,
+//! logged in or not, each holding a [`Slot`] that gives itself back when
+//! dropped, however its session ends (an early return, a panic, ...).
+//!
+//! A connection that ends with `QUIT` or `ERR TIMEOUT` gives its slot back
+//! *before* its last line is written, so that a client that has read
+//! `OK QUIT` can reconnect at once; its thread then lingers a little (see
+//! `Session::linger`) to read and discard what the client still sends. The
+//! lingering threads are bounded too: at most as many as `--max-connections`
+//! linger at once, so junk sent after `QUIT` cannot pile up threads. Past
+//! that bound, a connection keeps its slot while it lingers (it is still an
+//! open connection, after all), for at most the write timeout.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::peer::{ConnId, Peer};
+
+/// The slots, and the connections that hold them.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    /// `--max-connections`.
+    pub(crate) max: usize,
+    /// The open connections, by id: what the operator's console lists.
+    open: Mutex<HashMap<ConnId, Arc<Peer>>>,
+    /// Signalled each time a slot is given back (the console's `kick`
+    /// waits on it).
+    freed: Condvar,
+    /// How many connections linger without a slot (at most `max`).
+    lingering: AtomicUsize,
+}
+
+/// One taken slot; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    slots: Arc<Slots>,
+    id: ConnId,
+}
+
+/// One of the `max` places for a connection that lingers without a slot;
+/// dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct LingerPlace(Arc<Slots>);
+
+impl Slots {
+    pub(crate) fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            max,
+            open: Mutex::new(HashMap::new()),
+            freed: Condvar::new(),
+            lingering: AtomicUsize::new(0),
+        })
+    }
+
+    /// Gives `peer` a slot if one is free.
+    pub(crate) fn take(self: &Arc<Self>, peer: &Arc<Peer>) -> Option<Slot> {
+        let mut open = self.lock();
+        if open.len() >= self.max {
+            return None;
+        }
+        open.insert(peer.id, Arc::clone(peer));
+        Some(Slot {
+            slots: Arc::clone(self),
+            id: peer.id,
+        })
+    }
+
+    /// How many slots are taken.
+    pub(crate) fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The open connections, oldest first.
+    pub(crate) fn connections(&self) -> Vec<Arc<Peer>> {
+        let mut peers: Vec<Arc<Peer>> = self.lock().values().cloned().collect();
+        peers.sort_by_key(|peer| peer.id);
+        peers
+    }
+
+    /// Waits until connection `id` holds no slot, for at most `timeout`;
+    /// says whether it was freed.
+    pub(crate) fn wait_freed(&self, id: ConnId, timeout: Duration) -> bool {
+        let open = self.lock();
+        let (open, _) = self
+            .freed
+            .wait_timeout_while(open, timeout, |open| open.contains_key(&id))
+            .unwrap_or_else(PoisonError::into_inner);
+        !open.contains_key(&id)
+    }
+
+    /// The lock guards the map only, for a few operations at a time. A
+    /// poisoned lock is used as it is: each change is one insert or remove.
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<Peer>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Slot {
+    /// The connection has ended but its thread will linger: gives the slot
+    /// back if a lingering place is free (`Ok`), or keeps it (`Err`).
+    pub(crate) fn linger(self) -> Result<LingerPlace, Slot> {
+        let slots = &self.slots;
+        let place = slots
+            .lingering
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < slots.max).then_some(n + 1)
+            });
+        match place {
+            Ok(_) => Ok(LingerPlace(Arc::clone(&self.slots))), // `self` drops here
+            Err(_) => Err(self),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.lock().remove(&self.id);
+        self.slots.freed.notify_all();
+    }
+}
+
+impl Drop for LingerPlace {
+    fn drop(&mut self) {
+        self.0.lingering.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::peer::testing::connected;
+
+    fn peer(id: ConnId) -> Arc<Peer> {
+        connected(id, Duration::from_secs(1)).0
+    }
+
+    #[test]
+    fn slots_are_taken_up_to_the_limit_and_freed_by_drop() {
+        let slots = Slots::new(2);
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        let first = slots.take(&a).unwrap();
+        let _second = slots.take(&b).unwrap();
+        assert!(slots.take(&c).is_none());
+        assert_eq!(slots.count(), 2);
+        drop(first);
+        assert!(slots.wait_freed(1, Duration::ZERO));
+        assert!(!slots.wait_freed(2, Duration::ZERO));
+        let third = slots.take(&c).unwrap();
+        let ids: Vec<ConnId> = slots.connections().iter().map(|p| p.id).collect();
+        assert_eq!(ids, [2, 3]);
+        drop(third);
+    }
+
+    #[test]
+    fn lingering_frees_the_slot_up_to_as_many_places_as_slots() {
+        let slots = Slots::new(1);
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        let place = slots.take(&a).unwrap().linger().unwrap();
+        assert_eq!(slots.count(), 0, "a lingering connection holds no slot");
+        // The one lingering place is taken: the next one keeps its slot.
+        let kept = slots.take(&b).unwrap().linger().unwrap_err();
+        assert!(slots.take(&c).is_none());
+        drop(kept);
+        drop(place);
+        let again = slots.take(&c).unwrap().linger();
+        assert!(again.is_ok());
+    }
+}

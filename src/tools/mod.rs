@@ -1,0 +1,14 @@
+//! The client tools: `minichat connect` and `minichat check`, and what they
+//! share. They talk to any server over TCP, ours or a student's, and know
+//! nothing of our server's insides: only the wire format
+//! ([`crate::protocol`]).
+//!
+//! | part | module |
+//! | --- | --- |
+//! | `HOST[:PORT]`, connecting with a timeout, reading a server's lines in bounded memory | [`remote`] |
+//! | `minichat connect`: the interactive line client | [`connect`] |
+//! | `minichat check`: the conformance suite | [`check`] |
+
+pub mod check;
+pub mod connect;
+pub mod remote;
