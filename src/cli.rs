@@ -8,13 +8,16 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::server::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
 };
-use crate::tools::check::CheckOptions;
+use crate::tools::check::settings::TimeLimit;
+use crate::tools::check::spawn::SpawnCommand;
+use crate::tools::check::{CheckOptions, ServerUnderTest, checks, words};
 use crate::tools::connect::ConnectOptions;
 use crate::tools::remote::Target;
 
@@ -54,7 +57,8 @@ minichat {version}: a small text-messaging server (the minichat protocol, versio
 
 Usage: minichat [serve] [OPTIONS]                run the server
        minichat connect [HOST[:PORT]] [OPTIONS]  talk to a server, line by line
-       minichat check [HOST[:PORT]] [OPTIONS]    test a server against the protocol
+       minichat check [HOST[:PORT]] [OPTIONS]    test a running server against the protocol
+       minichat check --spawn CMD [OPTIONS]      start a server and test it completely
 
 HOST defaults to 127.0.0.1 and PORT to {port}; write an IPv6 address as [::1]:{port}.
 
@@ -74,12 +78,19 @@ Connect options:
   --wait SECS             wait at most SECS for the greeting and, with piped input,
                           for the reply to each line before the next [default: {reply_wait}]
 
-Check options (prints PASS/FAIL per check, then \"N passed, M failed\"; exit 0 if all pass):
-  --max-connections N     the server's connection limit [default: {max}]
+Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if none failed):
+  --spawn 'COMMAND [ARGS]'  start the server to check (split like a shell would), as often
+                          as the checks need: COMMAND ARGS --bind 127.0.0.1 --port 0 plus
+                          the flags each check needs; every check runs (about 30 s)
+  --junit PATH            also write a JUnit XML report to PATH (for CI)
+  --only NAME[,NAME...]   run only these checks
   --wait SECS             wait at most SECS for each expected line [default: {check_wait}]
-  --login-timeout SECS    also check the server's login timeout, set to SECS
-  --idle-timeout SECS     also check the server's idle timeout, set to SECS
-  --timeouts SECS         both of the above (start the server with a small value)
+ What a running server (HOST[:PORT]) was started with, so that more checks can run:
+  --max-connections N     its connection limit [default: {max}]
+  --login-timeout SECS    its login timeout, 0 for never (start it with a small one)
+  --idle-timeout SECS     its idle timeout, 0 for never
+  --timeouts SECS         both of the above
+  --write-timeout SECS    its write timeout
 
 Try it: minichat --port 1234, then in two other terminals: minichat connect
 ",
@@ -251,30 +262,93 @@ fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
     Ok(Invocation::Connect(options))
 }
 
-/// `minichat check [HOST[:PORT]] [FLAGS]`.
+/// `minichat check [HOST[:PORT] | --spawn 'COMMAND [ARGS...]'] [FLAGS]`.
 fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
     let mut options = CheckOptions::default();
     let mut target = None;
+    let mut spawn = None;
+    // The first flag that describes a running server, if any.
+    let mut described = None;
     while let Some(arg) = args.next() {
         let Some((flag, inline)) = flag_or_target(arg, &mut target)? else {
             continue;
         };
         let mut value = || args.value(&flag, inline.clone());
+        let known = &mut options.settings;
         match flag.as_str() {
-            "--max-connections" => options.max_connections = at_least_one(&flag, &value()?)?,
-            "--wait" => options.wait = positive_seconds(&flag, &value()?)?,
-            "--login-timeout" => options.login_timeout = Some(positive_seconds(&flag, &value()?)?),
-            "--idle-timeout" => options.idle_timeout = Some(positive_seconds(&flag, &value()?)?),
-            "--timeouts" => {
-                let timeout = positive_seconds(&flag, &value()?)?;
-                options.login_timeout = Some(timeout);
-                options.idle_timeout = Some(timeout);
+            "--spawn" => {
+                let words =
+                    words::split(&value()?).map_err(|e| UsageError(format!("--spawn: {e}")))?;
+                if words.is_empty() {
+                    return Err(UsageError("--spawn: no command".to_owned()));
+                }
+                spawn = Some(SpawnCommand { words });
             }
+            "--wait" => options.wait = positive_seconds(&flag, &value()?)?,
+            "--junit" => options.junit = Some(PathBuf::from(value()?)),
+            "--only" => options.only = check_names(&flag, &value()?)?,
+            "--max-connections" => known.max_connections = at_least_one(&flag, &value()?)?,
+            "--login-timeout" => known.login_timeout = Some(time_limit(&flag, &value()?)?),
+            "--idle-timeout" => known.idle_timeout = Some(time_limit(&flag, &value()?)?),
+            "--timeouts" => {
+                let timeout = time_limit(&flag, &value()?)?;
+                known.login_timeout = Some(timeout);
+                known.idle_timeout = Some(timeout);
+            }
+            "--write-timeout" => known.write_timeout = Some(positive_seconds(&flag, &value()?)?),
             _ => return Err(unknown(&flag)),
         }
+        if DESCRIBING.contains(&flag.as_str()) {
+            described.get_or_insert(flag);
+        }
     }
-    options.target = target.unwrap_or_default();
+    options.server = match (spawn, target, described) {
+        (Some(_), Some(_), _) => {
+            return Err(UsageError(
+                "give HOST[:PORT] or --spawn, not both".to_owned(),
+            ));
+        }
+        (Some(_), None, Some(flag)) => {
+            return Err(UsageError(format!(
+                "{flag} describes a server already running; with --spawn the checker chooses \
+                 the server's flags itself"
+            )));
+        }
+        (Some(command), None, None) => ServerUnderTest::Spawn(command),
+        (None, target, _) => ServerUnderTest::Running(target.unwrap_or_default()),
+    };
     Ok(Invocation::Check(options))
+}
+
+/// The flags of `check` that describe a server already running.
+const DESCRIBING: [&str; 5] = [
+    "--max-connections",
+    "--login-timeout",
+    "--idle-timeout",
+    "--timeouts",
+    "--write-timeout",
+];
+
+/// `--only NAME[,NAME...]`: names of checks of the suite.
+fn check_names(flag: &str, value: &str) -> Result<Vec<String>, UsageError> {
+    let known: Vec<&str> = checks::all().iter().map(|check| check.name).collect();
+    value
+        .split(',')
+        .map(|name| match known.contains(&name) {
+            true => Ok(name.to_owned()),
+            false => Err(UsageError(format!(
+                "{flag}: no check is named {name:?} (README.md lists them)"
+            ))),
+        })
+        .collect()
+}
+
+/// A server's login or idle timeout: seconds, `0` for never.
+fn time_limit(flag: &str, value: &str) -> Result<TimeLimit, UsageError> {
+    match value.parse::<f64>() {
+        Ok(0.0) => Ok(TimeLimit::Never),
+        _ => positive_seconds(flag, value).map(TimeLimit::After),
+    }
 }
 
 fn parse_value<T: std::str::FromStr>(
@@ -435,9 +509,14 @@ mod tests {
     fn check_defaults_and_flags() {
         let options = check(&["check"]);
         assert_eq!(options, CheckOptions::default());
-        assert_eq!(options.max_connections, 5);
+        assert_eq!(
+            options.server,
+            ServerUnderTest::Running(Target::parse("127.0.0.1:1234").unwrap())
+        );
+        assert_eq!(options.settings.max_connections, 5);
         assert_eq!(options.wait, Duration::from_secs(3));
-        assert_eq!((options.login_timeout, options.idle_timeout), (None, None));
+        assert_eq!(options.settings.login_timeout, None);
+        assert_eq!(options.junit, None);
         let options = check(&[
             "check",
             "10.0.0.2:7000",
@@ -446,15 +525,53 @@ mod tests {
             "--wait",
             "1",
             "--idle-timeout=4",
+            "--login-timeout",
+            "0",
+            "--write-timeout",
+            "2",
+            "--junit",
+            "out.xml",
+            "--only",
+            "greeting,help",
         ]);
-        assert_eq!(options.target.to_string(), "10.0.0.2:7000");
-        assert_eq!(options.max_connections, 3);
+        assert_eq!(
+            options.server,
+            ServerUnderTest::Running(Target::parse("10.0.0.2:7000").unwrap())
+        );
+        assert_eq!(options.settings.max_connections, 3);
         assert_eq!(options.wait, Duration::from_secs(1));
-        assert_eq!(options.login_timeout, None);
-        assert_eq!(options.idle_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(options.settings.login_timeout, Some(TimeLimit::Never));
+        assert_eq!(
+            options.settings.idle_timeout,
+            Some(TimeLimit::After(Duration::from_secs(4)))
+        );
+        assert_eq!(options.settings.write_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(options.junit, Some(PathBuf::from("out.xml")));
+        assert_eq!(options.only, ["greeting", "help"]);
         let options = check(&["check", "--timeouts", "2"]);
-        assert_eq!(options.login_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(options.idle_timeout, Some(Duration::from_secs(2)));
+        let two = Some(TimeLimit::After(Duration::from_secs(2)));
+        assert_eq!(options.settings.login_timeout, two);
+        assert_eq!(options.settings.idle_timeout, two);
+    }
+
+    #[test]
+    fn check_spawn_splits_its_command_like_a_shell() {
+        let options = check(&["check", "--spawn", "python3 'my server.py' -v", "--wait=2"]);
+        assert_eq!(
+            options.server,
+            ServerUnderTest::Spawn(SpawnCommand {
+                words: vec!["python3".into(), "my server.py".into(), "-v".into()]
+            })
+        );
+        assert_eq!(options.wait, Duration::from_secs(2));
+        assert!(error(&["check", "--spawn", "'open"]).contains("--spawn: a single quote"));
+        assert!(error(&["check", "--spawn", "  "]).contains("no command"));
+        assert!(error(&["check", "--spawn", "x", "host"]).contains("not both"));
+        assert!(
+            error(&["check", "--spawn", "x", "--login-timeout", "2"])
+                .contains("--login-timeout describes a server already running")
+        );
+        assert!(error(&["check", "--only", "greeting,nope"]).contains("\"nope\""));
     }
 
     #[test]
@@ -468,6 +585,8 @@ mod tests {
         assert!(error(&["check", "--wait", "soon"]).contains("invalid value"));
         assert!(error(&["check", "--max-connections", "0"]).contains("at least 1"));
         assert!(error(&["check", "--timeouts"]).contains("needs a value"));
+        assert!(error(&["check", "--login-timeout", "-1"]).contains("more than 0"));
+        assert!(error(&["check", "--write-timeout", "0"]).contains("more than 0"));
         assert!(error(&["check", "--verbose"]).contains("unknown option"));
         assert!(error(&["serve", "connect"]).contains("unexpected argument"));
     }
@@ -483,6 +602,10 @@ mod tests {
             "--raw",
             "--timeouts",
             "--wait",
+            "--spawn",
+            "--junit",
+            "--only",
+            "--write-timeout",
         ] {
             assert!(usage.contains(word), "{word}");
         }

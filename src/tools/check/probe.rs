@@ -17,6 +17,11 @@ impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
         Failure(message.into())
     }
+
+    /// The same failure, naming the rule of the contract it shows broken.
+    pub fn because(self, rule: &str) -> Failure {
+        Failure(format!("{}; rule: {rule}", self.0))
+    }
 }
 
 /// The last line any connection of a check sent, shown in failures: the
@@ -29,6 +34,7 @@ enum Got {
     NoCrlf(String),
     TooLong,
     Closed,
+    Reset,
     NoReply,
     Error(io::Error),
 }
@@ -185,7 +191,7 @@ impl Probe {
     pub fn expect_closed(&mut self) -> Result<(), Failure> {
         match self.read() {
             Err(Got::Closed) => Ok(()),
-            Err(Got::Error(e)) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
+            Err(Got::Error(e)) if is_reset(&e) => Ok(()),
             Ok((line, _)) => Err(self.failure("the connection closed", Got::Line(line))),
             Err(got) => Err(self.failure("the connection closed", got)),
         }
@@ -206,14 +212,73 @@ impl Probe {
     /// Waits at most `within` for a line: `Ok(None)` when none came (not a
     /// failure here; the timeout checks use it to pace themselves).
     pub fn poll_line(&mut self, within: Duration) -> Result<Option<String>, Failure> {
-        let wait = std::mem::replace(&mut self.wait, within);
-        let read = self.read();
-        self.wait = wait;
-        match read {
+        self.within(within, |probe| match probe.read() {
             Ok((line, _)) => Ok(Some(line)),
             Err(Got::NoReply) => Ok(None),
-            Err(got) => Err(self.failure("a line", got)),
+            Err(got) => Err(probe.failure("a line", got)),
+        })
+    }
+
+    /// Reads one line within `within` (not the usual wait), requiring it
+    /// to end with CRLF.
+    pub fn line_within(&mut self, within: Duration, expected: &str) -> Result<String, Failure> {
+        self.within(within, |probe| probe.line_crlf(expected))
+    }
+
+    /// Requires the end of the stream within `within`, and a clean one: no
+    /// more line, and no reset (a reset can destroy the lines still on
+    /// their way, which the end-of-connection guarantee forbids).
+    pub fn expect_clean_end(&mut self, within: Duration) -> Result<(), Failure> {
+        self.within(within, |probe| {
+            let expected = format!(
+                "the end of the stream (and no reset) within {}",
+                seconds(within)
+            );
+            match probe.read() {
+                Err(Got::Closed) => Ok(()),
+                Ok((line, _)) => Err(probe.failure(&expected, Got::Line(line))),
+                Err(Got::Error(e)) if is_reset(&e) => Err(probe.failure(&expected, Got::Reset)),
+                Err(got) => Err(probe.failure(&expected, got)),
+            }
+        })
+    }
+
+    /// Runs `read` with `within` as the wait for each line.
+    fn within<T>(&mut self, within: Duration, read: impl FnOnce(&mut Probe) -> T) -> T {
+        let wait = std::mem::replace(&mut self.wait, within);
+        let result = read(self);
+        self.wait = wait;
+        result
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Result<SocketAddr, Failure> {
+        self.writer
+            .local_addr()
+            .map_err(|e| Failure::new(format!("{}: no local address: {e}", self.label)))
+    }
+
+    /// Waits (at most the wait) until bytes from the server have arrived,
+    /// without reading them.
+    pub fn wait_for_bytes(&mut self) -> Result<(), Failure> {
+        let peeked = self
+            .writer
+            .set_read_timeout(Some(self.wait))
+            .and_then(|()| self.writer.peek(&mut [0; 1]));
+        match peeked {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(self.failure("a reply", Got::Closed)),
+            Err(e) if is_timeout(&e) => Err(self.failure("a reply", Got::NoReply)),
+            Err(e) => Err(self.failure("a reply", Got::Error(e))),
         }
+    }
+
+    /// A second handle on the socket, for a thread that writes while
+    /// another reads.
+    pub fn writer(&self) -> Result<TcpStream, Failure> {
+        self.writer
+            .try_clone()
+            .map_err(|e| Failure::new(format!("{}: cannot clone the socket: {e}", self.label)))
     }
 
     /// A failure for a line that came but is not what `expected` says.
@@ -230,6 +295,9 @@ impl Probe {
                 crate::tools::remote::MAX_SERVER_LINE_BYTES
             ),
             Got::Closed => "the connection closed".to_owned(),
+            Got::Reset => {
+                "a reset (RST) of the connection, which can destroy lines on their way".to_owned()
+            }
             Got::NoReply => format!("no reply within {}", seconds(self.wait)),
             Got::Error(e) => format!("a read error ({e})"),
         };
@@ -275,6 +343,15 @@ pub fn close_all(streams: Vec<TcpStream>, deadline: Instant) {
             }
         }
     }
+}
+
+/// True for the errors a read or write gets once the other side reset
+/// the connection.
+pub fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// True when `line` is `ERR <code>`, alone or followed by a reason.

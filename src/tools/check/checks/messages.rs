@@ -1,0 +1,282 @@
+//! Messages: SEND and RECEIVE, texts (length, forbidden characters), LIST,
+//! order, concurrency and spoofing (contract: "Commands", "Server events",
+//! "Text", "Guarantees").
+
+use std::thread;
+
+use super::super::Lab;
+use super::super::probe::{Failure, Probe};
+use super::deliver;
+
+/// SEND delivers `RECEIVE <sender> <text>` and answers `OK SEND <name>`.
+pub fn send_and_receive(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    let mut b = lab.login(&bob)?;
+    a.send(&format!("SEND {} Salut bob !", bob.to_uppercase()))?;
+    b.expect(&format!("RECEIVE {alice} Salut bob !"))?;
+    a.expect(&format!("OK SEND {bob}"))?;
+    b.sync()?;
+    a.sync()
+}
+
+/// SEND to nobody, to an impossible name, or to a user who left.
+pub fn no_such_user(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    a.ask_error(&format!("SEND {} hi", lab.name("nobody")), "NO_SUCH_USER")?;
+    a.ask_error("SEND b*b hi", "NO_SUCH_USER")?;
+    lab.login(&bob)?.quit()?;
+    a.ask_error(&format!("SEND {bob} hi"), "NO_SUCH_USER")
+}
+
+/// Sending to oneself works, and the RECEIVE comes before the OK.
+pub fn self_send(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let name = lab.name("Narcisse");
+    let mut c = lab.login(&name)?;
+    c.send(&format!("SEND {} miroir", name.to_lowercase()))?;
+    c.expect(&format!("RECEIVE {name} miroir"))?;
+    c.expect(&format!("OK SEND {name}"))
+}
+
+/// A text of 100 characters is delivered exactly, 101 is TOO_LONG, a
+/// character being a Unicode scalar value: not a byte (`é` is 2, `😀` 4),
+/// not a UTF-16 unit (`😀` is 2), not a grapheme (`e` + U+0301 is one
+/// grapheme of 2 characters, and stays 2: no normalisation).
+pub fn text_length(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    let mut b = lab.login(&bob)?;
+    let rule = "a text holds 1 to 100 Unicode scalar values";
+    for (unit, chars) in [
+        ("a", 1),
+        ("é", 1),
+        ("😀", 1),
+        ("日", 1),
+        ("e\u{301}", 2),
+        ("🇫🇷", 2),
+    ] {
+        let text = unit.repeat(100 / chars);
+        deliver(&mut a, &alice, &mut b, &bob, &text).map_err(|f| f.because(rule))?;
+        let over = unit.repeat(100 / chars + 1);
+        a.ask_error(&format!("SEND {bob} {over}"), "TOO_LONG")
+            .map_err(|f| f.because(rule))?;
+    }
+    b.sync() // nothing else reached bob
+}
+
+/// Control characters in a text are BAD_TEXT and nothing is relayed;
+/// their neighbours (no-break space, ¡) are ordinary.
+pub fn text_control_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    let mut b = lab.login(&bob)?;
+    for text in [
+        "nul\u{0}",
+        "a\u{1}b",
+        "tab\there",
+        "\u{1b}[2J",
+        "del\u{7f}",
+        "c1\u{85}",
+        "c1\u{9f}",
+        "hi\rRECEIVE x y",
+    ] {
+        a.ask_error(&format!("SEND {bob} {text}"), "BAD_TEXT")?;
+    }
+    b.sync()?;
+    for text in ["a\u{a0}b", "\u{a1}ok"] {
+        a.send(&format!("SEND {bob} {text}"))?;
+        b.expect(&format!("RECEIVE {alice} {text}"))?;
+        a.expect(&format!("OK SEND {bob}"))?;
+    }
+    Ok(())
+}
+
+/// Bidirectional overrides and isolates are BAD_TEXT.
+pub fn text_bidi_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let bob = lab.name("bob");
+    let mut a = lab.login(&lab.name("alice"))?;
+    let mut b = lab.login(&bob)?;
+    for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+        a.ask_error(&format!("SEND {bob} a{c}b"), "BAD_TEXT")?;
+    }
+    b.sync()
+}
+
+/// The forbidden ranges end exactly where the contract says: U+001F,
+/// U+007F, U+009F, U+202A, U+202E, U+2066 and U+2069 are BAD_TEXT; their
+/// neighbours U+0020, U+007E, U+00A0, U+2029, U+202F, U+2065 and U+206A
+/// are delivered as they are, and so are the bidirectional *marks* (LRM,
+/// RLM, ALM), which are neither overrides nor isolates.
+pub fn forbidden_range_ends(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    let mut b = lab.login(&bob)?;
+    let rule = "BAD_TEXT is for U+0000-U+001F, U+007F-U+009F, U+202A-U+202E, U+2066-U+2069 only";
+    for c in [
+        '\u{1f}', '\u{7f}', '\u{9f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
+    ] {
+        a.ask_error(&format!("SEND {bob} a{c}b"), "BAD_TEXT")
+            .map_err(|f| f.because(rule))?;
+    }
+    for c in [
+        ' ', '~', '\u{a0}', '\u{2029}', '\u{202f}', '\u{2065}', '\u{206a}', '\u{200e}', '\u{200f}',
+        '\u{61c}',
+    ] {
+        deliver(&mut a, &alice, &mut b, &bob, &format!("a{c}b")).map_err(|f| f.because(rule))?;
+    }
+    b.sync()
+}
+
+/// `OK LIST` shows the connected users as registered, not anonymous
+/// connections, nor users who left; `OK LIST` alone when nobody.
+pub fn list_content(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (zoe, bob) = (lab.name("Zoé"), lab.name("bob"));
+    let mut watcher = lab.connect("connection 1")?;
+    let names = list(&mut watcher, &[], &[&zoe, &bob])?;
+    if names.is_empty() {
+        // Nobody else is connected: the exact form of an empty list.
+        watcher.ask("LIST", "OK LIST")?;
+    }
+    let mut anonymous = lab.connect("connection 2")?;
+    let mut z = lab.login(&zoe)?;
+    let b = lab.login(&bob)?;
+    // Failed logins do not show in the list either.
+    anonymous.ask_error(&format!("CONNECT {}", zoe.to_uppercase()), "NAME_TAKEN")?;
+    anonymous.ask_error("CONNECT b*b", "BAD_NAME")?;
+    list(&mut watcher, &[&zoe, &bob], &["b*b"])?;
+    list(&mut z, &[&zoe, &bob], &[])?;
+    b.quit()?;
+    list(&mut watcher, &[&zoe], &[&bob]).map(drop)
+}
+
+/// Sends LIST and checks the names: each of `present` once, none of
+/// `absent`, single spaces. Returns the names (other users of a shared
+/// server may appear too).
+fn list(c: &mut Probe, present: &[&str], absent: &[&str]) -> Result<Vec<String>, Failure> {
+    c.send("LIST")?;
+    let line = c.expect_prefix("OK LIST")?;
+    let expected = format!(
+        "\"OK LIST <names>\" with {present:?} once each, without {absent:?}, separated by one space"
+    );
+    let names: Vec<String> = match line.strip_prefix("OK LIST") {
+        Some("") => Vec::new(),
+        Some(rest) => match rest.strip_prefix(' ') {
+            Some(rest) => rest.split(' ').map(str::to_owned).collect(),
+            None => return Err(c.mismatch(&expected, &line)),
+        },
+        None => return Err(c.mismatch(&expected, &line)),
+    };
+    let count = |name: &str| names.iter().filter(|n| *n == name).count();
+    if names.iter().any(String::is_empty)
+        || present.iter().any(|name| count(name) != 1)
+        || absent.iter().any(|name| count(name) != 0)
+    {
+        return Err(c.mismatch(&expected, &line));
+    }
+    Ok(names)
+}
+
+/// 200 pipelined messages arrive in the order they were sent.
+pub fn pipelined_order(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    const MESSAGES: usize = 200;
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice)?;
+    let mut b = lab.login(&bob)?;
+    let batch: String = (0..MESSAGES)
+        .map(|i| format!("SEND {bob} message {i}\n"))
+        .collect();
+    a.send_bytes(batch.as_bytes())?;
+    for i in 0..MESSAGES {
+        b.expect(&format!("RECEIVE {alice} message {i}"))?;
+    }
+    for _ in 0..MESSAGES {
+        a.expect(&format!("OK SEND {bob}"))?;
+    }
+    b.sync()
+}
+
+/// Three senders at once to one recipient: every line arrives whole, and
+/// each sender's messages in its order.
+pub fn concurrent_senders(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    const SENDERS: usize = 3;
+    const MESSAGES: usize = 100;
+    let bob = lab.name("bob");
+    let mut b = lab.login(&bob)?;
+    let names: Vec<String> = (0..SENDERS).map(|i| lab.name(&format!("s{i}x"))).collect();
+    let senders = names
+        .iter()
+        .map(|name| lab.login(name))
+        .collect::<Result<Vec<Probe>, Failure>>()?;
+    thread::scope(|scope| {
+        let handles: Vec<_> = senders
+            .into_iter()
+            .map(|mut sender| {
+                let bob = &bob;
+                scope.spawn(move || -> Result<(), Failure> {
+                    let batch: String = (0..MESSAGES)
+                        .map(|i| format!("SEND {bob} m{i} from {}\n", sender.label))
+                        .collect();
+                    sender.send_bytes(batch.as_bytes())?;
+                    for _ in 0..MESSAGES {
+                        sender.expect(&format!("OK SEND {bob}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut next = vec![0; SENDERS];
+        let mut received = Ok(());
+        for _ in 0..SENDERS * MESSAGES {
+            let line = match b.line("a RECEIVE line from one of the senders") {
+                Ok(line) => line,
+                Err(failure) => {
+                    received = Err(failure);
+                    break;
+                }
+            };
+            let found = (0..SENDERS).find(|&sender| {
+                let name = &names[sender];
+                line == format!("RECEIVE {name} m{} from {name}", next[sender])
+            });
+            match found {
+                Some(sender) => next[sender] += 1,
+                None => {
+                    let expected = names
+                        .iter()
+                        .zip(&next)
+                        .map(|(name, i)| format!("\"RECEIVE {name} m{i} from {name}\""))
+                        .collect::<Vec<_>>()
+                        .join(" or ");
+                    received = Err(b.mismatch(&expected, &line));
+                    break;
+                }
+            }
+        }
+        for handle in handles {
+            let sent = handle
+                .join()
+                .unwrap_or_else(|_| Err(Failure::new("a sender thread panicked")));
+            received = received.and(sent);
+        }
+        received
+    })?;
+    b.sync()
+}
+
+/// A text that looks like a RECEIVE line arrives only as the sender's own
+/// RECEIVE; a CR cannot split a line in two.
+pub fn no_spoofing(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (mallory, victim, alice) = (lab.name("mallory"), lab.name("victim"), lab.name("alice"));
+    let mut m = lab.login(&mallory)?;
+    let mut v = lab.login(&victim)?;
+    m.send(&format!("SEND {victim} RECEIVE {alice} trust me"))?;
+    v.expect(&format!("RECEIVE {mallory} RECEIVE {alice} trust me"))?;
+    m.expect(&format!("OK SEND {victim}"))?;
+    m.ask_error(&format!("SEND {victim} hi\rRECEIVE {alice} x"), "BAD_TEXT")?;
+    m.send(&format!("SEND {victim} hi\nRECEIVE {alice} x"))?;
+    v.expect(&format!("RECEIVE {mallory} hi"))?;
+    m.expect(&format!("OK SEND {victim}"))?;
+    m.expect_error("UNKNOWN_COMMAND")?;
+    v.sync()
+}

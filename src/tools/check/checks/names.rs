@@ -1,0 +1,205 @@
+//! Names: which characters, how many, when two are the same, when one is
+//! free again (contract: "Names"; "Connections" for the release).
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::super::Lab;
+use super::super::probe::{self, Failure, seconds};
+use super::deliver;
+
+/// Names are 1 to 16 characters, each `_`, `-`, or a letter or digit of
+/// any script; anything else is BAD_NAME.
+pub fn name_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let mut c = lab.connect("connection 1")?;
+    for bad in [
+        "b*b",
+        "a.b",
+        "x!",
+        "smile😀",
+        "a\u{a0}b",
+        "tab\tx",
+        "a\u{202e}b",
+    ] {
+        c.ask_error(&format!("CONNECT {bad}"), "BAD_NAME")?;
+    }
+    drop(c);
+    for good in [
+        lab.name("_x-"),
+        lab.name("日本"),
+        lab.name("Ωμέγα"),
+        lab.name("١٢٣"),
+    ] {
+        lab.login(&good)?.quit()?;
+    }
+    Ok(())
+}
+
+/// A name character is `_`, `-` or one for which Rust's
+/// `char::is_alphanumeric` is true (Unicode Alphabetic or Numeric): so
+/// `Ⅰ` (U+2160, a letter number), `²` and `½` (other numbers), `Ⓐ`
+/// (U+24B6) and the vowel signs of `हिंदी` (alphabetic marks) are
+/// accepted, which Python's `str.isalnum`, Java's `isLetterOrDigit` or a
+/// `\p{L}\p{N}` pattern refuse; a combining accent (U+0301), `·`, `‿`,
+/// `$`, `€`, a zero-width joiner, a soft hyphen, `‐` (U+2010) or a
+/// fullwidth `－` are refused, which identifier rules accept.
+pub fn name_characters_unicode(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let rule = "a name character is _, - or one for which Rust's char::is_alphanumeric is true";
+    for good in [
+        "\u{2160}",  // Ⅰ ROMAN NUMERAL ONE: Nl
+        "x\u{b2}",   // ² SUPERSCRIPT TWO: No
+        "\u{bd}",    // ½ VULGAR FRACTION ONE HALF: No
+        "\u{24b6}",  // Ⓐ CIRCLED LATIN CAPITAL LETTER A: So, Other_Alphabetic
+        "हिंदी",      // U+093F (Mc) and U+0902 (Mn), both Other_Alphabetic
+        "\u{3007}",  // 〇 IDEOGRAPHIC NUMBER ZERO: Nl
+        "\u{1d400}", // 𝐀 MATHEMATICAL BOLD CAPITAL A: 4 bytes, 2 UTF-16 units
+    ] {
+        let name = lab.name(good);
+        let mut c = lab.connect("connection 1")?;
+        c.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
+            .map_err(|f| f.because(rule))?;
+        c.quit()?;
+    }
+    let mut c = lab.connect("connection 1")?;
+    for bad in [
+        "e\u{301}",   // COMBINING ACUTE ACCENT: Mn, not alphabetic
+        "a\u{b7}b",   // · MIDDLE DOT
+        "a\u{203f}b", // ‿ UNDERTIE: connector punctuation
+        "a$b",
+        "a\u{20ac}b", // €
+        "a\u{200d}b", // ZERO WIDTH JOINER
+        "a\u{ad}b",   // SOFT HYPHEN
+        "a\u{2010}b", // ‐ HYPHEN, not -
+        "a\u{ff0d}b", // － FULLWIDTH HYPHEN-MINUS
+        "a\u{ff3f}b", // ＿ FULLWIDTH LOW LINE
+        "x\u{fe0f}",  // VARIATION SELECTOR-16
+    ] {
+        c.ask_error(&format!("CONNECT {}", lab.name(bad)), "BAD_NAME")
+            .map_err(|f| f.because(rule))?;
+    }
+    c.sync()
+}
+
+/// 16 characters are accepted, 17 are BAD_NAME: characters, not bytes nor
+/// UTF-16 units (`é` is 2 bytes, `𝐀` 4 bytes and 2 UTF-16 units).
+pub fn name_length(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    for unit in ["n", "é", "\u{1d400}"] {
+        let tag_chars = lab.name("").chars().count();
+        let name16 = lab.name(&unit.repeat(16 - tag_chars));
+        let name17 = lab.name(&unit.repeat(17 - tag_chars));
+        let mut c = lab.connect("connection 1")?;
+        c.ask_error(&format!("CONNECT {name17}"), "BAD_NAME")?;
+        c.ask(
+            &format!("CONNECT {name16}"),
+            &format!("OK CONNECT {name16}"),
+        )?;
+        c.quit()?;
+    }
+    Ok(())
+}
+
+/// Names are unique case-insensitively: `Alice` blocks `alice`, `Élodie`
+/// blocks `ÉLODIE`; SEND finds its recipient the same way; RECEIVE and
+/// `OK` replies show names as registered.
+pub fn names_case_insensitive(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, elodie) = (lab.name("Alice"), lab.name("Élodie"));
+    let mut a = lab.login(&alice)?;
+    let mut e = lab.login(&elodie)?;
+    let mut other = lab.connect("connection 3")?;
+    for taken in [
+        alice.to_lowercase(),
+        alice.to_uppercase(),
+        elodie.to_lowercase(),
+        elodie.to_uppercase(),
+    ] {
+        other.ask_error(&format!("CONNECT {taken}"), "NAME_TAKEN")?;
+    }
+    a.send(&format!("SEND {} bonjour", lab.name("éLODIE")))?;
+    e.expect(&format!("RECEIVE {alice} bonjour"))?;
+    a.expect(&format!("OK SEND {elodie}"))
+}
+
+/// Two names are the same exactly when their `str::to_lowercase()` are
+/// equal, for names and for SEND alike. The traps: `K` (KELVIN SIGN)
+/// lowercases to `k`, so `Kelvin` blocks `kelvin` (comparing `upper()`
+/// misses it); a final `Σ` lowercases to `ς`, so `ΟΔΟΣ1` blocks `οδος1`
+/// (mapping each character alone misses it) but not `οδοσ1`; `Straße` and
+/// `STRASSE`, `İzmir` and `izmir` are different names (case folding,
+/// `upper()` or Java's `equalsIgnoreCase` would merge them).
+pub fn names_compared_by_to_lowercase(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let rule = "two names are the same when their str::to_lowercase() are equal";
+    let kelvin = lab.name("\u{212a}elvin");
+    let odos = lab.name("ΟΔΟΣ");
+    let strasse = lab.name("Straße");
+    let izmir = lab.name("İzmir");
+    let mut k = lab.login(&kelvin)?;
+    let _o = lab.login(&odos)?;
+    let mut s = lab.login(&strasse)?;
+    let _i = lab.login(&izmir)?;
+    let mut c = lab.connect("connection 5")?;
+    for (taken, lowercase) in [
+        (lab.name("kelvin"), "kelvin"),
+        (lab.name("KELVIN"), "kelvin"),
+        (lab.name("οδος"), "οδος"),
+    ] {
+        c.ask_error(&format!("CONNECT {taken}"), "NAME_TAKEN")
+            .map_err(|f| f.because(&format!("{rule} (both are {lowercase}...)")))?;
+    }
+    let other = lab.name("STRASSE");
+    c.ask(&format!("CONNECT {other}"), &format!("OK CONNECT {other}"))
+        .map_err(|f| f.because(&format!("{rule} (straße... and strasse... differ)")))?;
+    // SEND finds its recipient the same way, and shows it as registered.
+    deliver(&mut k, &kelvin, &mut c, &other, "to STRASSE")?;
+    k.send(&format!("SEND {} to Straße", lab.name("STRAßE")))?;
+    s.expect(&format!("RECEIVE {kelvin} to Straße"))?;
+    k.expect(&format!("OK SEND {strasse}"))?;
+    k.send(&format!("SEND {} to myself", lab.name("KELVIN")))?;
+    k.expect(&format!("RECEIVE {kelvin} to myself"))?;
+    k.expect(&format!("OK SEND {kelvin}"))?;
+    c.quit()?;
+    for (distinct, lowercase) in [(lab.name("izmir"), "izmir"), (lab.name("οδοσ"), "οδοσ")]
+    {
+        let mut c = lab.connect("connection 5")?;
+        c.ask(
+            &format!("CONNECT {distinct}"),
+            &format!("OK CONNECT {distinct}"),
+        )
+        .map_err(|f| f.because(&format!("{rule} ({lowercase}... is not taken)")))?;
+        c.quit()?;
+    }
+    Ok(())
+}
+
+/// A name is released when its connection ends: after QUIT, at once.
+pub fn name_released_after_quit(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let name = lab.name("leaver");
+    lab.login(&name)?.quit()?;
+    let mut c = lab.connect("connection 2")?;
+    c.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
+}
+
+/// A name is released when its connection ends: after an abrupt close,
+/// once the server notices (retried for at most the wait).
+pub fn name_released_after_close(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let name = lab.name("vanished");
+    lab.login(&name)?.hang_up();
+    let mut c = lab.connect("connection 2")?;
+    let deadline = Instant::now() + lab.wait();
+    loop {
+        c.send(&format!("CONNECT {name}"))?;
+        let line = c.line(&format!("\"OK CONNECT {name}\""))?;
+        if line == format!("OK CONNECT {name}") {
+            return Ok(());
+        }
+        if !probe::is_error(&line, "NAME_TAKEN") || Instant::now() >= deadline {
+            return Err(c.mismatch(
+                &format!(
+                    "\"OK CONNECT {name}\" within {} of the close",
+                    seconds(lab.wait())
+                ),
+                &line,
+            ));
+        }
+        thread::sleep(Duration::from_millis(20)); // pacing the retries
+    }
+}

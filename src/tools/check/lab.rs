@@ -1,0 +1,136 @@
+//! What one check works with: the server's address and settings, user
+//! names unique to the check, and the connections it opens (closed by the
+//! runner when the check ends, however it ends).
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::probe::{self, Failure, LastSent, Probe, shown_str};
+use super::settings::Settings;
+use super::spawn::Launcher;
+
+/// Everything one check works with.
+pub struct Lab<'a> {
+    wait: Duration,
+    settings: Settings,
+    /// The server's addresses (none for the command-line checks, which
+    /// start their own programs).
+    addrs: Vec<SocketAddr>,
+    /// In spawn mode, how to start the server (for the command-line checks).
+    launcher: Option<&'a dyn Launcher>,
+    /// Digits unique to this check in this run, appended to user names so
+    /// that checks (and two runs at once) never collide.
+    tag: String,
+    opened: Vec<TcpStream>,
+    last_sent: LastSent,
+}
+
+impl<'a> Lab<'a> {
+    pub fn new(
+        wait: Duration,
+        settings: Settings,
+        addrs: Vec<SocketAddr>,
+        launcher: Option<&'a dyn Launcher>,
+        tag: String,
+    ) -> Lab<'a> {
+        Lab {
+            wait,
+            settings,
+            addrs,
+            launcher,
+            tag,
+            opened: Vec::new(),
+            last_sent: Arc::new(Mutex::new(String::new())),
+        }
+    }
+
+    /// The wait for each expected line.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// What the checker knows of the server's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The way to start the server under test (spawn mode only).
+    pub fn launcher(&self) -> Result<&'a dyn Launcher, Failure> {
+        self.launcher
+            .ok_or_else(|| Failure::new("this check needs --spawn"))
+    }
+
+    /// `base` made unique to this check: `alice` becomes `alice41207`.
+    /// Digits only, so upper- and lower-case forms stay the same name.
+    pub fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.tag)
+    }
+
+    /// Connects without reading the greeting.
+    pub fn connect_raw(&mut self, label: &str) -> Result<Probe, Failure> {
+        Probe::connect(
+            &self.addrs,
+            self.wait,
+            label.to_owned(),
+            Arc::clone(&self.last_sent),
+            &mut self.opened,
+        )
+    }
+
+    /// Connects and requires `OK WELCOME`. An `ERR FULL` is retried until
+    /// the wait runs out: a server frees a slot when *it* sees the close of
+    /// the previous check's connections, which may be a moment later.
+    pub fn connect(&mut self, label: &str) -> Result<Probe, Failure> {
+        let deadline = Instant::now() + self.wait;
+        self.connect_when_free(label, deadline)
+    }
+
+    /// Retries a connection refused with `ERR FULL` until `deadline` (not
+    /// at all if it has passed).
+    pub fn connect_when_free(&mut self, label: &str, deadline: Instant) -> Result<Probe, Failure> {
+        loop {
+            let mut probe = self.connect_raw(label)?;
+            let line = probe.line("\"OK WELCOME ...\"")?;
+            if line.starts_with("OK WELCOME") {
+                return Ok(probe);
+            }
+            if !probe::is_error(&line, "FULL") || Instant::now() >= deadline {
+                return Err(Failure::new(format!(
+                    "{label} connected; expected \"OK WELCOME ...\"; got {}",
+                    shown_str(&line)
+                )));
+            }
+            // Give the server a moment to see the closes it has not seen yet.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Connects, then logs in as `name`.
+    pub fn login(&mut self, name: &str) -> Result<Probe, Failure> {
+        let mut probe = self.connect(name)?;
+        probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
+        Ok(probe)
+    }
+
+    /// Ends `probe`'s connection with a reset (RST) rather than a close:
+    /// asks for a reply, waits until its bytes have arrived, then closes
+    /// the socket without reading them, which makes the system reset the
+    /// connection.
+    pub fn reset(&mut self, mut probe: Probe) -> Result<(), Failure> {
+        let local = probe.local_addr()?;
+        probe.send("PING")?;
+        probe.wait_for_bytes()?;
+        // The runner's handle on this socket would keep it open.
+        self.opened
+            .retain(|stream| stream.local_addr().ok() != Some(local));
+        drop(probe);
+        Ok(())
+    }
+
+    /// Closes every connection the check opened, and waits (at most the
+    /// wait) for the server to close them too.
+    pub fn close(self) {
+        probe::close_all(self.opened, Instant::now() + self.wait);
+    }
+}
