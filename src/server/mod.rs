@@ -226,3 +226,23 @@ fn is_out_of_resources(e: &io::Error) -> bool {
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
     )
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// What sessions share, for unit tests: the defaults but the write
+    /// timeout, and a log that goes nowhere.
+    pub(crate) fn shared(write_timeout: Duration) -> Arc<Shared> {
+        let config = Config {
+            write_timeout,
+            ..Config::default()
+        };
+        Arc::new(Shared {
+            slots: Slots::new(config.max_connections),
+            registry: Registry::default(),
+            log: Log::start(io::sink(), false).unwrap(),
+            config,
+        })
+    }
+}
