@@ -162,14 +162,16 @@ impl Server {
             shared.slots.max
         ));
         let addr = peer.addr;
-        let session = Session::new(peer, slot, Arc::clone(shared));
+        let shared = Arc::clone(shared);
+        // The session is made on its own thread, so that its buffers come
+        // from that thread's memory arena, not the accept loop's.
         let spawned = thread::Builder::new()
             .name(format!("session-{id}"))
             .stack_size(SESSION_STACK_BYTES)
-            .spawn(move || session.run());
+            .spawn(move || Session::new(peer, slot, shared).run());
         if let Err(e) = spawned {
             // The closure, its slot and its socket were dropped with the error.
-            shared
+            self.shared
                 .log
                 .event(format_args!("{addr} dropped: no thread for it ({e})"));
         }

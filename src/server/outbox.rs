@@ -73,7 +73,8 @@ impl Outbox {
         self.sent.push((start..self.replies.len(), index));
     }
 
-    /// Writes each recipient's lines, as the user of connection `sender`.
+    /// Writes each recipient's lines, as the user of connection `sender`,
+    /// and returns how many `RECEIVE` lines were written.
     /// The caller holds no lock: each write takes only its recipient's
     /// write lock, so a recipient that does not read delays this sender
     /// alone, for at most the write timeout.
@@ -82,7 +83,7 @@ impl Outbox {
     /// (by [`Peer::deliver`]) and its name released here, before the
     /// sender's `ERR NO_SUCH_USER` is written: whoever reads that error can
     /// take the name at once.
-    pub(crate) fn deliver(&mut self, sender: &Peer, shared: &Shared) {
+    pub(crate) fn deliver(&mut self, sender: &Peer, shared: &Shared) -> usize {
         let log = &shared.log;
         for delivery in &mut self.deliveries {
             log_lines(log, &delivery.name, &delivery.lines);
@@ -99,11 +100,18 @@ impl Outbox {
                 Err(Undelivered::Gone) => delivery.failed = true,
             }
         }
-        if self.deliveries.iter().any(|d| d.failed) {
+        let failed = self.deliveries.iter().any(|d| d.failed);
+        if failed {
             self.retract_failed_sends();
         }
+        let delivered = self
+            .sent
+            .iter()
+            .filter(|(_, index)| !self.deliveries[*index].failed)
+            .count();
         self.deliveries.clear();
         self.sent.clear();
+        delivered
     }
 
     /// The sender's replies, once [`deliver`](Self::deliver) has run.

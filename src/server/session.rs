@@ -176,11 +176,13 @@ impl Session {
     fn handle_batch(&mut self) -> Flow {
         let shared = Arc::clone(&self.client.shared);
         let mut flow = Flow::Continue;
+        let mut lines = 0;
         {
             // The registry lock is held while the lines are carried out
             // (no I/O), and let go before anything is written.
             let mut users = shared.registry.lock();
             while let Some(line) = self.lines.next_line() {
+                lines += 1;
                 flow = self.client.handle_line(line, &mut users);
                 if let Flow::Stop(_) = flow {
                     break; // lines after QUIT are never carried out
@@ -188,7 +190,16 @@ impl Session {
             }
         }
         self.client.peer.saw_line(self.client.last_line);
-        self.client.outbox.deliver(&self.client.peer, &shared);
+        let delivered = self.client.outbox.deliver(&self.client.peer, &shared);
+        if delivered == 1 && lines == 1 {
+            // A lone message, whose recipient is most likely waiting for
+            // it. On a single CPU (a teaching VM often has one), this thread
+            // would go on to write the sender's reply before the recipient
+            // gets to run; yielding once hands the CPU over first. A
+            // pipelining sender (many lines per batch) never yields, and
+            // with a CPU to spare the call costs next to nothing.
+            std::thread::yield_now();
+        }
         match flow {
             Flow::Stop(end) => Flow::Stop(self.client.end_here(end)),
             Flow::Continue => match self.client.write_replies() {
