@@ -14,8 +14,8 @@
 //! | settings and their defaults | [`config`] |
 //!
 //! The threads: one accepts connections (here); one per connection runs
-//! its [`session`](self); one writes the log; one reads the console. They
-//! share a [`Shared`]: the registry of names, the slots, the log.
+//! its session; one writes the log; one reads the console. They
+//! share a `Shared`: the registry of names, the slots, the log.
 
 pub mod config;
 mod console;
