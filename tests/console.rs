@@ -5,11 +5,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 
-use assert_cmd::cargo::CommandCargoExt;
 use common::{Client, Pair, READ_TIMEOUT};
 
 /// A server run with its console on a pipe.
@@ -37,23 +36,7 @@ fn lines_of(reader: impl BufRead + Send + 'static) -> Receiver<String> {
 
 impl Operated {
     fn start(args: &[&str]) -> Operated {
-        let mut child = Command::cargo_bin("minichat")
-            .unwrap()
-            .args(["--bind", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("minichat: listening on ")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("{first:?}"));
+        let (mut child, addr, stderr) = common::start_binary(args, Stdio::piped(), Stdio::piped());
         let stdout: ChildStdout = child.stdout.take().unwrap();
         Operated {
             addr,

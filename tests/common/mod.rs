@@ -400,14 +400,37 @@ pub fn spawn_binary(args: &[&str]) -> ServerProcess {
 pub fn spawn_binary_with_stderr(
     args: &[&str],
 ) -> (ServerProcess, BufReader<std::process::ChildStderr>) {
+    use std::process::Stdio;
+    let (child, addr, stderr) = start_binary(args, Stdio::null(), Stdio::null());
+    let server = ServerProcess {
+        addr,
+        pid: child.id(),
+        child,
+    };
+    (server, stderr)
+}
+
+/// Starts `minichat --bind 127.0.0.1 --port 0 <args>` with the given stdin
+/// and stdout, and stderr piped; reads the first stderr line, which must be
+/// the contract's, and returns the child, the address it gives, and the
+/// rest of stderr.
+pub fn start_binary(
+    args: &[&str],
+    stdin: std::process::Stdio,
+    stdout: std::process::Stdio,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    BufReader<std::process::ChildStderr>,
+) {
     use assert_cmd::cargo::CommandCargoExt;
     use std::process::{Command, Stdio};
     let mut child = Command::cargo_bin("minichat")
         .expect("the minichat binary")
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start minichat");
@@ -421,12 +444,7 @@ pub fn spawn_binary_with_stderr(
         .and_then(|rest| rest.split(' ').next())
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
-    let server = ServerProcess {
-        addr,
-        pid: child.id(),
-        child,
-    };
-    (server, stderr)
+    (child, addr, stderr)
 }
 
 impl ServerProcess {
