@@ -26,7 +26,7 @@ use super::framing::{Line, LineReader};
 use super::outbox::{Outbox, log_lines};
 use super::peer::{Peer, Undelivered, is_timeout};
 use super::registry::Users;
-use super::slots::Slot;
+use super::slots::{LingerPlace, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
 
 /// A read timeout that differs from what is left before the next deadline
@@ -86,6 +86,9 @@ struct Client {
     last_line: Instant,
     /// What the socket's read timeout is set to now.
     read_timeout: Option<Duration>,
+    /// Set once the last lines are written: this connection lingers in
+    /// this place (or in its slot, if no lingering place was free).
+    lingering: Option<Result<LingerPlace, Slot>>,
 }
 
 /// A registered name, removed from the registry when dropped.
@@ -125,6 +128,7 @@ impl Session {
                 shared,
                 outbox: Outbox::default(),
                 read_timeout: None,
+                lingering: None,
             },
         }
     }
@@ -135,7 +139,13 @@ impl Session {
         // The slot and the name are free before the client sees the close.
         self.client.slot = None;
         self.client.login = None;
+        self.log(&end);
+        self.client.linger(); // after QUIT or a timeout
         let _ = self.client.peer.stream().shutdown(Shutdown::Both); // closing anyway
+    }
+
+    /// Says in the log how the session ended.
+    fn log(&self, end: &End) {
         let who = &self.client.label;
         let log = &self.client.shared.log;
         match end {
@@ -389,17 +399,23 @@ impl Client {
         let written = self.peer.reply_last(replies);
         self.outbox.clear();
         match written {
-            Ok(()) => self.linger(),
-            Err(why) => return self.failed(why),
+            Ok(()) => {
+                self.lingering = place;
+                end
+            }
+            Err(why) => self.failed(why),
         }
-        drop(place); // the lingering place, or the slot if none was free
-        end
     }
 
     /// Reads and discards the client's input until it closes its side, for
     /// at most the write timeout after the last line was written: then the
     /// connection is closed whatever the client does.
     fn linger(&mut self) {
+        // Held until the end of the lingering: a lingering place, or the
+        // slot itself if none was free.
+        let Some(_place) = self.lingering.take() else {
+            return;
+        };
         let Some(deadline) = Instant::now().checked_add(self.shared.config.write_timeout) else {
             return; // a write timeout too far away to wait for
         };
