@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::framing::{Line, LineReader};
 use super::outbox::{Outbox, log_lines};
-use super::peer::{Peer, Undelivered, is_timeout};
+use super::peer::{ConnId, Peer, Undelivered, is_timeout};
 use super::registry::Users;
 use super::slots::{LingerPlace, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
@@ -99,13 +99,14 @@ struct Login {
     /// False until the registry shows the name to the other users, which
     /// happens when its `OK CONNECT` is written.
     shown: bool,
-    peer: Arc<Peer>,
+    /// The connection that holds the name.
+    id: ConnId,
     shared: Arc<Shared>,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
-        self.shared.registry.remove(&self.key, self.peer.id);
+        self.shared.registry.remove(&self.key, self.id);
     }
 }
 
@@ -258,7 +259,7 @@ impl Client {
                     name: name.to_owned(),
                     key,
                     shown: false,
-                    peer: Arc::clone(&self.peer),
+                    id: me,
                     shared: Arc::clone(&self.shared),
                 });
                 self.shared.log.event(format_args!(
@@ -305,7 +306,7 @@ impl Client {
         let unshown = self.login.as_mut().filter(|login| !login.shown);
         let written = self.peer.reply(replies, || {
             if let Some(login) = unshown {
-                login.shared.registry.show(&login.key, login.peer.id);
+                login.shared.registry.show(&login.key, login.id);
                 login.shown = true;
             }
         });
