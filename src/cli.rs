@@ -26,12 +26,12 @@ use crate::tools::remote::Target;
 pub enum Invocation {
     /// `minichat [serve] [FLAGS]`: run the server.
     Serve(Config),
-    /// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]`: the
-    /// interactive client.
+    /// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]
+    /// [--keepalive SECS]`: the interactive client.
     Connect(ConnectOptions),
     /// `minichat check [HOST[:PORT]] [FLAGS]`: the conformance suite.
     Check(CheckOptions),
-    /// `--help`: print [`usage`] on stdout.
+    /// `--help` or `minichat help`: print [`usage`] on stdout.
     Help,
     /// `--version`: print the version on stdout.
     Version,
@@ -59,6 +59,7 @@ Usage: minichat [serve] [OPTIONS]                run the server
        minichat connect [HOST[:PORT]] [OPTIONS]  talk to a server, line by line
        minichat check [HOST[:PORT]] [OPTIONS]    test a running server against the protocol
        minichat check --spawn CMD [OPTIONS]      start a server and test it completely
+       minichat help                             print this help
 
 HOST defaults to 127.0.0.1 and PORT to {port}; write an IPv6 address as [::1]:{port}.
 
@@ -77,6 +78,9 @@ Connect options:
   --raw                   show the protocol's lines as they are, not rendered
   --wait SECS             wait at most SECS for the greeting and, with piped input,
                           for the reply to each line before the next [default: {reply_wait}]
+  --keepalive SECS        send PING (and hide its OK PING) after SECS without a line
+                          from you, so the server's idle timeout spares a listener;
+                          0 for never [default: {keepalive}]
 
 Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if none failed):
   --spawn 'COMMAND [ARGS]'  start the server to check (split like a shell would), as often
@@ -92,7 +96,10 @@ Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if no
   --timeouts SECS         both of the above
   --write-timeout SECS    its write timeout
 
-Try it: minichat --port 1234, then in two other terminals: minichat connect
+While the server runs, type on its standard input: list (the open connections),
+kick NAME or kick ADDRESS (close one), help.
+
+Try it: minichat, then in two other terminals: minichat connect
 ",
         version = env!("CARGO_PKG_VERSION"),
         port = DEFAULT_PORT,
@@ -101,6 +108,7 @@ Try it: minichat --port 1234, then in two other terminals: minichat connect
         idle = DEFAULT_IDLE_TIMEOUT.as_secs(),
         write = DEFAULT_WRITE_TIMEOUT.as_secs(),
         reply_wait = crate::tools::connect::DEFAULT_REPLY_WAIT.as_secs(),
+        keepalive = crate::tools::connect::DEFAULT_KEEPALIVE.as_secs(),
         check_wait = crate::tools::check::DEFAULT_WAIT.as_secs(),
     )
 }
@@ -132,15 +140,21 @@ where
         None => ("serve", Vec::new()),
     };
     match subcommand {
-        "serve" => parse_serve(Args(rest.into_iter())),
-        "connect" => parse_connect(Args(rest.into_iter())),
-        "check" => parse_check(Args(rest.into_iter())),
-        _ => parse_serve(Args(args.into_iter())), // `minichat [FLAGS]` serves
+        "serve" => parse_serve(Args::new(rest)),
+        "connect" => parse_connect(Args::new(rest)),
+        "check" => parse_check(Args::new(rest)),
+        "help" => Ok(Invocation::Help),
+        _ => parse_serve(Args::new(args)), // `minichat [FLAGS]` serves
     }
 }
 
 /// The arguments after the subcommand.
-struct Args(std::vec::IntoIter<String>);
+struct Args {
+    rest: std::vec::IntoIter<String>,
+    /// The flags seen so far: a flag given twice is a usage error, not a
+    /// silent choice of the last one.
+    seen: Vec<String>,
+}
 
 /// One argument: a flag with its `=value` if written so, or a word.
 enum Arg {
@@ -149,21 +163,42 @@ enum Arg {
 }
 
 impl Args {
-    fn next(&mut self) -> Option<Arg> {
-        let arg = self.0.next()?;
-        Some(match arg.split_once('=') {
+    fn new(args: Vec<String>) -> Args {
+        Args {
+            rest: args.into_iter(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next argument, or a usage error for a flag given twice.
+    fn next(&mut self) -> Result<Option<Arg>, UsageError> {
+        let Some(arg) = self.rest.next() else {
+            return Ok(None);
+        };
+        let arg = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
                 Arg::Flag(flag.to_owned(), Some(value.to_owned()))
             }
             _ if arg.starts_with('-') => Arg::Flag(arg, None),
             _ => Arg::Word(arg),
-        })
+        };
+        if let Arg::Flag(flag, _) = &arg {
+            let name = match flag.as_str() {
+                "-v" => "--verbose",
+                flag => flag,
+            };
+            if self.seen.iter().any(|seen| seen == name) {
+                return Err(UsageError(format!("{name} is given twice")));
+            }
+            self.seen.push(name.to_owned());
+        }
+        Ok(Some(arg))
     }
 
     /// The value of `flag`: its `=value`, or the next argument.
     fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
         inline
-            .or_else(|| self.0.next())
+            .or_else(|| self.rest.next())
             .ok_or_else(|| UsageError(format!("{flag} needs a value")))
     }
 }
@@ -182,7 +217,7 @@ fn unknown(flag: &str) -> UsageError {
 /// `minichat [serve] [FLAGS]`.
 fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
     let mut config = Config::default();
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         let (flag, inline) = match arg {
             Arg::Flag(flag, inline) => (flag, inline),
             Arg::Word(word) => return Err(UsageError(format!("unexpected argument {word:?}"))),
@@ -241,11 +276,11 @@ fn flag_or_target(
     }
 }
 
-/// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS]`.
+/// `minichat connect [HOST[:PORT]] [--raw] [--wait SECS] [--keepalive SECS]`.
 fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
     let mut options = ConnectOptions::default();
     let mut target = None;
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         let Some((flag, inline)) = flag_or_target(arg, &mut target)? else {
             continue;
         };
@@ -255,6 +290,9 @@ fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
                 options.raw = true;
             }
             "--wait" => options.wait = positive_seconds(&flag, &args.value(&flag, inline)?)?,
+            "--keepalive" => {
+                options.keepalive = seconds_or_never(&flag, &args.value(&flag, inline)?)?
+            }
             _ => return Err(unknown(&flag)),
         }
     }
@@ -269,7 +307,7 @@ fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
     let mut spawn = None;
     // The first flag that describes a running server, if any.
     let mut described = None;
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         let Some((flag, inline)) = flag_or_target(arg, &mut target)? else {
             continue;
         };
@@ -609,6 +647,34 @@ mod tests {
         ] {
             assert!(usage.contains(word), "{word}");
         }
+    }
+
+    #[test]
+    fn a_flag_given_twice_is_a_usage_error() {
+        assert!(error(&["--port", "1", "--port", "2"]).contains("--port is given twice"));
+        assert!(error(&["--port=1", "--port", "2"]).contains("given twice"));
+        assert!(error(&["-v", "--verbose"]).contains("--verbose is given twice"));
+        assert!(error(&["connect", "--raw", "--raw"]).contains("given twice"));
+        assert!(error(&["connect", "--wait", "1", "--wait=2"]).contains("given twice"));
+    }
+
+    #[test]
+    fn help_is_also_a_subcommand() {
+        assert_eq!(parse(["help"]), Ok(Invocation::Help));
+    }
+
+    #[test]
+    fn connect_keepalive_is_seconds_or_never() {
+        assert_eq!(
+            connect(&["connect"]).keepalive,
+            Some(crate::tools::connect::DEFAULT_KEEPALIVE)
+        );
+        assert_eq!(
+            connect(&["connect", "--keepalive", "30"]).keepalive,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(connect(&["connect", "--keepalive=0"]).keepalive, None);
+        assert!(error(&["connect", "--keepalive", "soon"]).contains("invalid value"));
     }
 
     #[test]

@@ -31,6 +31,14 @@ fn help_lists_every_flag() {
 }
 
 #[test]
+fn help_is_also_a_subcommand() {
+    let output = minichat().arg("help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(help, minichat::cli::usage());
+}
+
+#[test]
 fn version_prints_the_version() {
     let output = minichat().arg("--version").output().unwrap();
     assert!(output.status.success());
@@ -49,6 +57,8 @@ fn bad_flags_are_one_line_usage_errors_with_exit_code_2() {
         &["--write-timeout", "0"],
         &["--max-connections", "0"],
         &["serve", "--bind", "nowhere"],
+        &["--port", "1", "--port", "2"],
+        &["connect", "--keepalive", "1", "--keepalive", "2"],
     ] {
         let output = minichat().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");

@@ -177,3 +177,85 @@ minichat: end of input, connection closed
     assert!(started.elapsed() < Duration::from_secs(10));
     server.join().unwrap();
 }
+
+/// Runs `minichat connect <address> <flags>` with a stdin pipe the test
+/// keeps open, and `first` written to it.
+fn connect_listening(address: SocketAddr, flags: &[&str], first: &str) -> std::process::Child {
+    let mut child = Command::cargo_bin("minichat")
+        .unwrap()
+        .arg("connect")
+        .arg(address.to_string())
+        .args(flags)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(first.as_bytes())
+        .unwrap();
+    child
+}
+
+/// A user who only listens, for over twice the server's idle timeout: the
+/// keepalive's `PING`s keep the connection, and the user never sees their
+/// `OK PING`.
+#[test]
+fn keepalive_keeps_a_listener_connected_and_hides_its_pings() {
+    let server = start(Config {
+        idle_timeout: Some(Duration::from_secs(2)),
+        ..config()
+    });
+    let mut listener = connect_listening(server, &["--keepalive", "1"], "CONNECT ear\n");
+    let mut teacher = Client::login(server, "teacher");
+    let started = Instant::now();
+    let mut said = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        // The lesson's pace: a message every half second.
+        thread::sleep(Duration::from_millis(500));
+        teacher.send(&format!("SEND ear point {said}"));
+        teacher.expect("OK SEND ear");
+        said += 1;
+    }
+    drop(listener.stdin.take()); // end of input
+    let output = listener.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut expected = String::from(
+        "* welcome: minichat 1: CONNECT <name> to log in, HELP for commands\n* logged in as ear\n",
+    );
+    for i in 0..said {
+        expected.push_str(&format!("[teacher] point {i}\n"));
+    }
+    assert_eq!(stdout, expected);
+}
+
+/// `--keepalive 0`: a user who only listens is cut by the idle timeout.
+#[test]
+fn without_keepalive_a_listener_times_out() {
+    let server = start(Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..config()
+    });
+    let listener = connect_listening(server, &["--keepalive", "0"], "CONNECT ear\n");
+    let mut watcher = Client::connect(server);
+    let started = Instant::now();
+    // Logged in, then gone.
+    for listed in ["OK LIST ear", "OK LIST"] {
+        while watcher.ask("LIST", "OK LIST") != listed {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never {listed:?}"
+            );
+            thread::sleep(Duration::from_millis(50)); // polling pace
+        }
+    }
+    let output = listener.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.ends_with("error TIMEOUT: no complete line for 1 s\n"),
+        "{stdout}"
+    );
+}

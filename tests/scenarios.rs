@@ -80,6 +80,18 @@ fn sixth_client_is_refused_and_closed() {
 }
 
 #[test]
+fn a_one_slot_server_says_so_in_the_singular() {
+    let server = start(Config {
+        max_connections: 1,
+        ..config()
+    });
+    let _only = Client::connect(server);
+    let mut refused = Client::connect_raw(server);
+    refused.expect("ERR FULL server full (1 connection), try again later");
+    refused.expect_closed();
+}
+
+#[test]
 fn a_slot_is_reused_after_quit() {
     let server = start(Config {
         max_connections: 2,

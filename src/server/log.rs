@@ -15,8 +15,8 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,18 +34,28 @@ const MAX_LOGGED_CHARS: usize = 200;
 pub(crate) struct Log {
     /// Also log every line in and out (`--verbose`).
     pub(crate) verbose: bool,
-    queue: SyncSender<String>,
+    queue: Sender<String>,
+    counts: Arc<Counts>,
+}
+
+/// What the sessions and the logging thread count together.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Lines in the queue, at most [`LOG_QUEUE_LINES`]. (The channel itself
+    /// is unbounded, so that it takes memory only for the lines it holds;
+    /// this count is its bound.)
+    queued: AtomicUsize,
     /// Lines lost since the last `N log lines dropped`: the queue was full
     /// or the write failed.
-    dropped: Arc<AtomicU64>,
+    dropped: AtomicU64,
 }
 
 impl Log {
     /// Starts the logging thread, writing to `out` (stderr, for the binary).
     pub(crate) fn start(out: impl Write + Send + 'static, verbose: bool) -> io::Result<Log> {
-        let (queue, lines) = mpsc::sync_channel(LOG_QUEUE_LINES);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&dropped);
+        let (queue, lines) = mpsc::channel();
+        let counts = Arc::new(Counts::default());
+        let counted = Arc::clone(&counts);
         thread::Builder::new()
             .name("log".into())
             .stack_size(64 * 1024)
@@ -53,7 +63,7 @@ impl Log {
         Ok(Log {
             verbose,
             queue,
-            dropped,
+            counts,
         })
     }
 
@@ -78,8 +88,14 @@ impl Log {
 
     /// Queues a line without ever waiting: a full queue drops it.
     fn push(&self, line: String) {
-        if self.queue.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let counts = &self.counts;
+        let room = counts
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < LOG_QUEUE_LINES).then_some(n + 1)
+            });
+        if room.is_err() || self.queue.send(line).is_err() {
+            counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -87,8 +103,10 @@ impl Log {
 /// The logging thread: writes each queued line, first saying how many were
 /// dropped since the last line it could write. Ends when every [`Log`] is
 /// gone.
-fn write_lines(lines: Receiver<String>, mut out: impl Write, dropped: &AtomicU64) {
+fn write_lines(lines: Receiver<String>, mut out: impl Write, counts: &Counts) {
+    let dropped = &counts.dropped;
     for line in lines {
+        counts.queued.fetch_sub(1, Ordering::AcqRel);
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             let notice = format!("{} {lost} log lines dropped\n", Timestamp::now());

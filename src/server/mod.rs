@@ -14,8 +14,8 @@
 //! | settings and their defaults | [`config`] |
 //!
 //! The threads: one accepts connections (here); one per connection runs
-//! its [`session`](self); one writes the log; one reads the console. They
-//! share a [`Shared`]: the registry of names, the slots, the log.
+//! its session; one writes the log; one reads the console. They
+//! share a `Shared`: the registry of names, the slots, the log.
 
 pub mod config;
 mod console;
@@ -162,14 +162,16 @@ impl Server {
             shared.slots.max
         ));
         let addr = peer.addr;
-        let session = Session::new(peer, slot, Arc::clone(shared));
+        let shared = Arc::clone(shared);
+        // The session is made on its own thread, so that its buffers come
+        // from that thread's memory arena, not the accept loop's.
         let spawned = thread::Builder::new()
             .name(format!("session-{id}"))
             .stack_size(SESSION_STACK_BYTES)
-            .spawn(move || session.run());
+            .spawn(move || Session::new(peer, slot, shared).run());
         if let Err(e) = spawned {
             // The closure, its slot and its socket were dropped with the error.
-            shared
+            self.shared
                 .log
                 .event(format_args!("{addr} dropped: no thread for it ({e})"));
         }
@@ -225,4 +227,24 @@ fn is_out_of_resources(e: &io::Error) -> bool {
         e.kind(),
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
     )
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// What sessions share, for unit tests: the defaults but the write
+    /// timeout, and a log that goes nowhere.
+    pub(crate) fn shared(write_timeout: Duration) -> Arc<Shared> {
+        let config = Config {
+            write_timeout,
+            ..Config::default()
+        };
+        Arc::new(Shared {
+            slots: Slots::new(config.max_connections),
+            registry: Registry::default(),
+            log: Log::start(io::sink(), false).unwrap(),
+            config,
+        })
+    }
 }

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::framing::{Line, LineReader};
 use super::outbox::{Outbox, log_lines};
-use super::peer::{Peer, Undelivered, is_timeout};
+use super::peer::{ConnId, Peer, Undelivered, is_timeout};
 use super::registry::Users;
-use super::slots::Slot;
+use super::slots::{LingerPlace, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
 
 /// A read timeout that differs from what is left before the next deadline
@@ -86,6 +86,9 @@ struct Client {
     last_line: Instant,
     /// What the socket's read timeout is set to now.
     read_timeout: Option<Duration>,
+    /// Set once the last lines are written: this connection lingers in
+    /// this place (or in its slot, if no lingering place was free).
+    lingering: Option<Result<LingerPlace, Slot>>,
 }
 
 /// A registered name, removed from the registry when dropped.
@@ -96,13 +99,14 @@ struct Login {
     /// False until the registry shows the name to the other users, which
     /// happens when its `OK CONNECT` is written.
     shown: bool,
-    peer: Arc<Peer>,
+    /// The connection that holds the name.
+    id: ConnId,
     shared: Arc<Shared>,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
-        self.shared.registry.remove(&self.key, self.peer.id);
+        self.shared.registry.remove(&self.key, self.id);
     }
 }
 
@@ -125,6 +129,7 @@ impl Session {
                 shared,
                 outbox: Outbox::default(),
                 read_timeout: None,
+                lingering: None,
             },
         }
     }
@@ -135,7 +140,13 @@ impl Session {
         // The slot and the name are free before the client sees the close.
         self.client.slot = None;
         self.client.login = None;
+        self.log(&end);
+        self.client.linger(); // after QUIT or a timeout
         let _ = self.client.peer.stream().shutdown(Shutdown::Both); // closing anyway
+    }
+
+    /// Says in the log how the session ended.
+    fn log(&self, end: &End) {
         let who = &self.client.label;
         let log = &self.client.shared.log;
         match end {
@@ -176,11 +187,13 @@ impl Session {
     fn handle_batch(&mut self) -> Flow {
         let shared = Arc::clone(&self.client.shared);
         let mut flow = Flow::Continue;
+        let mut lines = 0;
         {
             // The registry lock is held while the lines are carried out
             // (no I/O), and let go before anything is written.
             let mut users = shared.registry.lock();
             while let Some(line) = self.lines.next_line() {
+                lines += 1;
                 flow = self.client.handle_line(line, &mut users);
                 if let Flow::Stop(_) = flow {
                     break; // lines after QUIT are never carried out
@@ -188,7 +201,16 @@ impl Session {
             }
         }
         self.client.peer.saw_line(self.client.last_line);
-        self.client.outbox.deliver(&self.client.peer, &shared);
+        let delivered = self.client.outbox.deliver(&self.client.peer, &shared);
+        if delivered == 1 && lines == 1 {
+            // A lone message, whose recipient is most likely waiting for
+            // it. On a single CPU (a teaching VM often has one), this thread
+            // would go on to write the sender's reply before the recipient
+            // gets to run; yielding once hands the CPU over first. A
+            // pipelining sender (many lines per batch) never yields, and
+            // with a CPU to spare the call costs next to nothing.
+            std::thread::yield_now();
+        }
         match flow {
             Flow::Stop(end) => Flow::Stop(self.client.end_here(end)),
             Flow::Continue => match self.client.write_replies() {
@@ -237,7 +259,7 @@ impl Client {
                     name: name.to_owned(),
                     key,
                     shown: false,
-                    peer: Arc::clone(&self.peer),
+                    id: me,
                     shared: Arc::clone(&self.shared),
                 });
                 self.shared.log.event(format_args!(
@@ -284,7 +306,7 @@ impl Client {
         let unshown = self.login.as_mut().filter(|login| !login.shown);
         let written = self.peer.reply(replies, || {
             if let Some(login) = unshown {
-                login.shared.registry.show(&login.key, login.peer.id);
+                login.shared.registry.show(&login.key, login.id);
                 login.shown = true;
             }
         });
@@ -378,17 +400,23 @@ impl Client {
         let written = self.peer.reply_last(replies);
         self.outbox.clear();
         match written {
-            Ok(()) => self.linger(),
-            Err(why) => return self.failed(why),
+            Ok(()) => {
+                self.lingering = place;
+                end
+            }
+            Err(why) => self.failed(why),
         }
-        drop(place); // the lingering place, or the slot if none was free
-        end
     }
 
     /// Reads and discards the client's input until it closes its side, for
     /// at most the write timeout after the last line was written: then the
     /// connection is closed whatever the client does.
     fn linger(&mut self) {
+        // Held until the end of the lingering: a lingering place, or the
+        // slot itself if none was free.
+        let Some(_place) = self.lingering.take() else {
+            return;
+        };
         let Some(deadline) = Instant::now().checked_add(self.shared.config.write_timeout) else {
             return; // a write timeout too far away to wait for
         };

@@ -11,7 +11,6 @@
 //! that bound, a connection keeps its slot while it lingers (it is still an
 //! open connection, after all), for at most the write timeout.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -23,8 +22,10 @@ use super::peer::{ConnId, Peer};
 pub(crate) struct Slots {
     /// `--max-connections`.
     pub(crate) max: usize,
-    /// The open connections, by id: what the operator's console lists.
-    open: Mutex<HashMap<ConnId, Arc<Peer>>>,
+    /// The open connections, oldest first: what the operator's console
+    /// lists. (A vector: a few pointers per connection, and a removal
+    /// costs a scan of at most `--max-connections` entries.)
+    open: Mutex<Vec<Arc<Peer>>>,
     /// Signalled each time a slot is given back (the console's `kick`
     /// waits on it).
     freed: Condvar,
@@ -48,7 +49,7 @@ impl Slots {
     pub(crate) fn new(max: usize) -> Arc<Slots> {
         Arc::new(Slots {
             max,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Vec::new()),
             freed: Condvar::new(),
             lingering: AtomicUsize::new(0),
         })
@@ -60,7 +61,7 @@ impl Slots {
         if open.len() >= self.max {
             return None;
         }
-        open.insert(peer.id, Arc::clone(peer));
+        open.push(Arc::clone(peer));
         Some(Slot {
             slots: Arc::clone(self),
             id: peer.id,
@@ -74,9 +75,7 @@ impl Slots {
 
     /// The open connections, oldest first.
     pub(crate) fn connections(&self) -> Vec<Arc<Peer>> {
-        let mut peers: Vec<Arc<Peer>> = self.lock().values().cloned().collect();
-        peers.sort_by_key(|peer| peer.id);
-        peers
+        self.lock().clone()
     }
 
     /// Waits until connection `id` holds no slot, for at most `timeout`;
@@ -85,16 +84,21 @@ impl Slots {
         let open = self.lock();
         let (open, _) = self
             .freed
-            .wait_timeout_while(open, timeout, |open| open.contains_key(&id))
+            .wait_timeout_while(open, timeout, |open| holds(open, id))
             .unwrap_or_else(PoisonError::into_inner);
-        !open.contains_key(&id)
+        !holds(&open, id)
     }
 
     /// The lock guards the map only, for a few operations at a time. A
     /// poisoned lock is used as it is: each change is one insert or remove.
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<Peer>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Peer>>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// True when connection `id` is among `open`.
+fn holds(open: &[Arc<Peer>], id: ConnId) -> bool {
+    open.iter().any(|peer| peer.id == id)
 }
 
 impl Slot {
@@ -116,7 +120,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.slots.lock().remove(&self.id);
+        self.slots.lock().retain(|peer| peer.id != self.id);
         self.slots.freed.notify_all();
     }
 }

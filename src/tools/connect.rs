@@ -11,13 +11,19 @@
 //! minichat connect`), the client waits for the reply to each command line
 //! before sending the next, for at most `--wait`, so a script's output comes
 //! out in a fixed order.
+//!
+//! A third thread keeps a listening user connected: after `--keepalive`
+//! seconds without a line from the user, it sends `PING`, and the reader
+//! hides the `OK PING` that answers it. (The server's idle timeout counts
+//! the lines a client sends, not the messages it receives.)
 
 use std::fmt;
+use std::fmt::Display;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,11 @@ use crate::tools::remote::{self, ServerLine, ServerLines, Target, is_timeout};
 /// How long to wait for the greeting, and with piped input for each reply,
 /// by default (`--wait`).
 pub const DEFAULT_REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the user may stay silent before the client sends `PING` on its
+/// own, by default (`--keepalive`): well under the server's default idle
+/// timeout of 600 s.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(120);
 
 /// The longest line read from standard input. Far above the protocol's 512
 /// bytes, so over-long lines still reach the server and get their
@@ -47,6 +58,9 @@ pub struct ConnectOptions {
     /// How long to wait for the greeting and, with piped input, for each
     /// reply (`--wait`).
     pub wait: Duration,
+    /// Send `PING` after this long without a line from the user
+    /// (`--keepalive`); `None` (`--keepalive 0`) never does.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for ConnectOptions {
@@ -55,6 +69,7 @@ impl Default for ConnectOptions {
             target: Target::default(),
             raw: false,
             wait: DEFAULT_REPLY_WAIT,
+            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 }
@@ -121,6 +136,67 @@ enum Event {
     Closed(Result<End, io::Error>),
 }
 
+/// What the threads of one session share.
+struct Link {
+    /// The sending side of the socket, one whole line at a time, so that a
+    /// keepalive `PING` never lands in the middle of the user's line.
+    out: Mutex<Outgoing>,
+    /// Keepalive `PING`s whose `OK PING` has not come back yet: the reader
+    /// hides that many.
+    pings_owed: AtomicUsize,
+    /// Set once standard input has ended (Ctrl-D, the end of a pipe).
+    input_ended: AtomicBool,
+}
+
+/// The sending side of the socket.
+struct Outgoing {
+    stream: TcpStream,
+    /// When the last line was sent, by the user or the keepalive.
+    last_line: Instant,
+}
+
+impl Link {
+    fn out(&self) -> MutexGuard<'_, Outgoing> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends one line (with its LF) for the user.
+    fn send(&self, line: &[u8]) -> io::Result<()> {
+        let mut out = self.out();
+        out.last_line = Instant::now();
+        (&out.stream).write_all(line)
+    }
+
+    /// Sends `PING` if the user has sent nothing for `every`; returns when
+    /// to look again, or `None` once the session is over.
+    fn keep_alive(&self, every: Duration) -> Option<Instant> {
+        if self.input_ended.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut out = self.out();
+        let due = out.last_line + every;
+        if Instant::now() < due {
+            return Some(due);
+        }
+        // Counted first: the reply may come before the write returns.
+        self.pings_owed.fetch_add(1, Ordering::AcqRel);
+        if (&out.stream).write_all(b"PING\n").is_err() {
+            return None; // the connection is gone; the reader says how
+        }
+        out.last_line = Instant::now();
+        Some(out.last_line + every)
+    }
+
+    /// True (once per keepalive) for an `OK PING` the user did not ask for.
+    fn hides(&self, line: &str) -> bool {
+        line == "OK PING"
+            && self
+                .pings_owed
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+    }
+}
+
 /// Connects, then relays lines both ways until the session ends.
 pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
     let target = &options.target;
@@ -134,21 +210,38 @@ pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
     let greeting = greet(&mut lines, options)?;
     let interactive = io::stdin().is_terminal();
     if interactive {
-        eprintln!("minichat: connected to {target}; type HELP for the commands, Ctrl-D to leave");
+        note(format_args!(
+            "connected to {target}; type HELP for the commands, Ctrl-D to leave"
+        ));
     }
-    println!("{}", show(&greeting, options.raw));
+    print_line(&show(&greeting, options.raw));
     // The reader blocks on the socket for as long as the session lasts.
     lines
         .stream()
         .set_read_timeout(None)
         .map_err(ClientError::Io)?;
+    let link = Arc::new(Link {
+        out: Mutex::new(Outgoing {
+            stream: writer,
+            last_line: Instant::now(),
+        }),
+        pings_owed: AtomicUsize::new(0),
+        input_ended: AtomicBool::new(false),
+    });
     let (events, received) = mpsc::sync_channel(EVENT_QUEUE);
     let raw = options.raw;
-    let input_ended = Arc::new(AtomicBool::new(false));
-    let reader_knows = Arc::clone(&input_ended);
-    thread::spawn(move || read_server(lines, raw, interactive, &reader_knows, events));
-    let end = send_input(&writer, &received, interactive, &input_ended, options.wait)?;
-    Ok(end)
+    let reader_link = Arc::clone(&link);
+    thread::spawn(move || read_server(lines, raw, interactive, &reader_link, events));
+    if let Some(every) = options.keepalive {
+        let keeper = Arc::clone(&link);
+        thread::spawn(move || {
+            while let Some(next) = keeper.keep_alive(every) {
+                // Pacing, not synchronisation: wake up when a PING is due.
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+    }
+    send_input(&link, &received, interactive, options.wait)
 }
 
 /// Reads the greeting within the wait.
@@ -182,7 +275,7 @@ fn read_server(
     mut lines: ServerLines,
     raw: bool,
     interactive: bool,
-    input_ended: &AtomicBool,
+    link: &Link,
     events: SyncSender<Event>,
 ) {
     let mut last = String::new();
@@ -190,20 +283,20 @@ fn read_server(
         match lines.next_line(None) {
             Ok(Some(ServerLine::Line { bytes, .. })) => {
                 let line = String::from_utf8_lossy(&bytes).into_owned();
-                let mut out = io::stdout().lock();
-                // A closed stdout (`| head`) is no reason to drop the session.
-                let _ = writeln!(out, "{}", show(&line, raw)).and_then(|()| out.flush());
-                drop(out);
+                if link.hides(&line) {
+                    continue;
+                }
+                print_line(&show(&line, raw));
                 if !interactive && is_reply(&line) {
                     let _ = events.send(Event::Reply);
                 }
                 last = line;
             }
             Ok(Some(ServerLine::TooLong)) => {
-                eprintln!(
-                    "minichat: skipped a line over {} bytes from the server",
+                note(format_args!(
+                    "skipped a line over {} bytes from the server",
                     remote::MAX_SERVER_LINE_BYTES
-                );
+                ));
             }
             Ok(None) => break Ok(closing(&last)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -216,16 +309,16 @@ fn read_server(
         // way to interrupt that read: end the process from here.
         match end {
             // The close answers our own end of input (Ctrl-D): say that.
-            Ok(End::ServerClosed) if input_ended.load(Ordering::Acquire) => {
-                eprintln!("minichat: {}", End::InputEnded);
+            Ok(End::ServerClosed) if link.input_ended.load(Ordering::Acquire) => {
+                note(End::InputEnded);
                 std::process::exit(0);
             }
             Ok(end) => {
-                eprintln!("minichat: {end}");
+                note(end);
                 std::process::exit(0);
             }
             Err(e) => {
-                eprintln!("minichat: {}", ClientError::Io(e));
+                note(ClientError::Io(e));
                 std::process::exit(1);
             }
         }
@@ -247,10 +340,9 @@ fn closing(last: &str) -> End {
 /// The main thread: sends each line of standard input. With piped input,
 /// waits for each reply (bounded by `wait`) before the next line.
 fn send_input(
-    writer: &TcpStream,
+    link: &Link,
     events: &Receiver<Event>,
     interactive: bool,
-    input_ended: &AtomicBool,
     wait: Duration,
 ) -> Result<End, ClientError> {
     let mut stdin = io::stdin().lock();
@@ -273,7 +365,9 @@ fn send_input(
         }
         if !line.ends_with(b"\n") && line.len() > MAX_INPUT_LINE_BYTES {
             skip_rest_of_line(&mut stdin).map_err(ClientError::Io)?;
-            eprintln!("minichat: input line over {MAX_INPUT_LINE_BYTES} bytes not sent");
+            note(format_args!(
+                "input line over {MAX_INPUT_LINE_BYTES} bytes not sent"
+            ));
             continue;
         }
         if line.ends_with(b"\n") {
@@ -283,7 +377,7 @@ fn send_input(
             line.pop();
         }
         line.push(b'\n');
-        if (&*writer).write_all(&line).is_err() {
+        if link.send(&line).is_err() {
             // The server is gone; the reader says how.
             return wait_for_close(events, wait).map_err(ClientError::Io);
         }
@@ -292,18 +386,18 @@ fn send_input(
             match events.recv_timeout(wait) {
                 Ok(Event::Reply) => {}
                 Ok(Event::Closed(end)) => return end.map_err(ClientError::Io),
-                Err(RecvTimeoutError::Timeout) => eprintln!(
-                    "minichat: no reply within {} s, going on",
+                Err(RecvTimeoutError::Timeout) => note(format_args!(
+                    "no reply within {} s, going on",
                     wait.as_secs_f64()
-                ),
+                )),
                 Err(RecvTimeoutError::Disconnected) => return Ok(End::ServerClosed),
             }
         }
     }
     // End of input: say so to the server, and show what it still sends.
     // If the server had closed first (after QUIT, say), that is the end.
-    input_ended.store(true, Ordering::Release);
-    let _ = writer.shutdown(Shutdown::Write); // it may be closed already
+    link.input_ended.store(true, Ordering::Release);
+    let _ = link.out().stream.shutdown(Shutdown::Write); // it may be closed already
     match wait_for_close(events, wait) {
         Ok(end @ (End::Quit | End::TimedOut)) => Ok(end),
         _ => Ok(End::InputEnded),
@@ -341,6 +435,19 @@ fn skip_rest_of_line(input: &mut impl BufRead) -> io::Result<()> {
             }
         }
     }
+}
+
+/// Prints a line on stdout. A closed stdout (`| head`) is no reason to
+/// drop the session, nor to panic.
+fn print_line(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Says something to the user on stderr (`minichat: ...`), ignoring a
+/// closed stderr.
+fn note(what: impl Display) {
+    let _ = writeln!(io::stderr(), "minichat: {what}");
 }
 
 /// True for a reply line: `OK ...` or `ERR ...` (not RECEIVE).

@@ -136,6 +136,20 @@ impl Client {
         }
     }
 
+    /// Checks that the connection ends cleanly: the end of stream, with no
+    /// more lines, and no reset (a reset destroys lines not yet read).
+    pub fn expect_clean_end(&mut self) {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => assert!(
+                rest.is_empty(),
+                "unexpected bytes before the end: {:?}",
+                String::from_utf8_lossy(&rest)
+            ),
+            Err(e) => panic!("no clean end of stream within {READ_TIMEOUT:?}: {e}"),
+        }
+    }
+
     /// Sends `PING` and waits for `OK PING`: everything sent before has been
     /// handled, and everything the server wrote before is read.
     pub fn sync(&mut self) {
@@ -375,14 +389,48 @@ pub struct ServerProcess {
 /// the first line on stderr, and keeps draining stderr in a thread (so the
 /// server never blocks on a full pipe).
 pub fn spawn_binary(args: &[&str]) -> ServerProcess {
+    let (server, mut stderr) = spawn_binary_with_stderr(args);
+    thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
+    server
+}
+
+/// Starts `minichat --bind 127.0.0.1 --port 0 <args>` with its stdin closed,
+/// learns its port from the first line on stderr, and hands the rest of
+/// stderr to the caller (who may read it, leave it unread, or close it).
+pub fn spawn_binary_with_stderr(
+    args: &[&str],
+) -> (ServerProcess, BufReader<std::process::ChildStderr>) {
+    use std::process::Stdio;
+    let (child, addr, stderr) = start_binary(args, Stdio::null(), Stdio::null());
+    let server = ServerProcess {
+        addr,
+        pid: child.id(),
+        child,
+    };
+    (server, stderr)
+}
+
+/// Starts `minichat --bind 127.0.0.1 --port 0 <args>` with the given stdin
+/// and stdout, and stderr piped; reads the first stderr line, which must be
+/// the contract's, and returns the child, the address it gives, and the
+/// rest of stderr.
+pub fn start_binary(
+    args: &[&str],
+    stdin: std::process::Stdio,
+    stdout: std::process::Stdio,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    BufReader<std::process::ChildStderr>,
+) {
     use assert_cmd::cargo::CommandCargoExt;
     use std::process::{Command, Stdio};
     let mut child = Command::cargo_bin("minichat")
         .expect("the minichat binary")
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start minichat");
@@ -396,12 +444,7 @@ pub fn spawn_binary(args: &[&str]) -> ServerProcess {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
-    thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
-    ServerProcess {
-        addr,
-        pid: child.id(),
-        child,
-    }
+    (child, addr, stderr)
 }
 
 impl ServerProcess {

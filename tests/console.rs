@@ -1,0 +1,195 @@
+//! The operator's console, on the real binary: commands on the server's
+//! standard input, answers on its standard output, the log on stderr.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+
+use common::{Client, Pair, READ_TIMEOUT};
+
+/// A server run with its console on a pipe.
+struct Operated {
+    addr: SocketAddr,
+    child: Child,
+    console: Option<ChildStdin>,
+    answers: Receiver<String>,
+    log: Receiver<String>,
+}
+
+/// Reads `reader`'s lines into a channel, on a thread of its own.
+fn lines_of(reader: impl BufRead + Send + 'static) -> Receiver<String> {
+    let (lines, received) = mpsc::channel();
+    thread::spawn(move || {
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
+impl Operated {
+    fn start(args: &[&str]) -> Operated {
+        let (mut child, addr, stderr) = common::start_binary(args, Stdio::piped(), Stdio::piped());
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        Operated {
+            addr,
+            console: child.stdin.take(),
+            answers: lines_of(BufReader::new(stdout)),
+            log: lines_of(stderr),
+            child,
+        }
+    }
+
+    /// Types `command` on the console.
+    fn type_line(&mut self, command: &str) {
+        let console = self.console.as_mut().unwrap();
+        console
+            .write_all(format!("{command}\n").as_bytes())
+            .unwrap();
+        console.flush().unwrap();
+    }
+
+    /// The next line the console prints.
+    fn answer(&self) -> String {
+        self.answers
+            .recv_timeout(READ_TIMEOUT)
+            .expect("an answer from the console")
+    }
+
+    /// Types `command` and returns the console's answer, up to and
+    /// including the line that satisfies `last`.
+    fn ask(&mut self, command: &str, last: impl Fn(&str) -> bool) -> Vec<String> {
+        self.type_line(command);
+        let mut lines = Vec::new();
+        loop {
+            let line = self.answer();
+            let done = last(&line);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Waits for a log line containing `text`.
+    fn logged(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(READ_TIMEOUT)
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Operated {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address the server sees for `client`.
+fn address_of(client: &Client) -> String {
+    client.writer.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn list_shows_every_open_connection() {
+    let mut server = Operated::start(&[]);
+    let alice = Client::login(server.addr, "alice");
+    let anonymous = Client::connect(server.addr);
+    let lines = server.ask("list", |line| line.contains("open (max 5)"));
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[2], "2 connections open (max 5)");
+    let row = |client: &Client| {
+        let address = address_of(client);
+        lines
+            .iter()
+            .find(|line| line.starts_with(&address))
+            .unwrap_or_else(|| panic!("{address} not in {lines:#?}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    // ADDRESS NAME idle N s connected N s
+    let alice_row = row(&alice);
+    assert_eq!(alice_row[1], "alice");
+    assert_eq!(alice_row[2..4], ["idle".to_owned(), "0".to_owned()]);
+    assert_eq!(alice_row[5..7], ["connected".to_owned(), "0".to_owned()]);
+    assert_eq!(row(&anonymous)[1], "-");
+    drop((alice, anonymous));
+}
+
+/// A kicked client sees its connection close; when the console answers,
+/// its slot and its name are free, and the log says who kicked whom.
+#[test]
+fn kick_by_name_frees_the_slot_and_the_name_at_once() {
+    let mut server = Operated::start(&["--max-connections", "2"]);
+    let mut alice = Client::login(server.addr, "Alice");
+    let mut bob = Client::login(server.addr, "bob");
+    let address = address_of(&alice);
+    let answer = server.ask("kick ALICE", |_| true);
+    assert_eq!(answer, [format!("kicked Alice ({address})")]);
+    alice.expect_closed();
+    // Free at once: no retry, though the limit is 2.
+    let mut again = Client::login(server.addr, "alice");
+    server.logged(&format!("Alice ({address}) kicked by the console"));
+    bob.ask("SEND alice back?", "OK SEND alice");
+    again.expect("RECEIVE bob back?");
+}
+
+#[test]
+fn kick_by_address_closes_a_connection_that_has_no_name() {
+    let mut server = Operated::start(&["--max-connections", "1"]);
+    let mut squatter = Client::connect(server.addr);
+    let address = address_of(&squatter);
+    Client::connect_raw(server.addr).expect_prefix("ERR FULL ");
+    let answer = server.ask(&format!("kick {address}"), |_| true);
+    assert_eq!(answer, [format!("kicked {address}")]);
+    squatter.expect_closed();
+    Client::login(server.addr, "newcomer");
+}
+
+#[test]
+fn help_unknown_commands_and_unknown_names_get_an_answer() {
+    let mut server = Operated::start(&[]);
+    let help = server.ask("help", |_| true);
+    assert!(help[0].starts_with("commands: list"), "{help:?}");
+    let unknown = server.ask("frob", |_| true);
+    assert!(
+        unknown[0].starts_with("unknown command \"frob\""),
+        "{unknown:?}"
+    );
+    let nobody = server.ask("kick nobody", |_| true);
+    assert!(
+        nobody[0].starts_with("no open connection named \"nobody\""),
+        "{nobody:?}"
+    );
+    let empty = server.ask("LIST", |line| line.contains("open (max 5)"));
+    assert_eq!(empty, ["no connection open (max 5)"]);
+}
+
+/// The end of the console's input (a server started in the background, or
+/// with `< /dev/null`) ends the console, and nothing else.
+#[test]
+fn the_end_of_the_console_input_ends_nothing_else() {
+    let mut server = Operated::start(&[]);
+    drop(server.console.take());
+    let mut pair = Pair::login(server.addr, "eo");
+    pair.still_talking();
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+}

@@ -1,0 +1,148 @@
+//! The end of a connection, over real sockets. After `QUIT` or
+//! `ERR TIMEOUT`, every line owed to the client reaches it before a clean end
+//! of stream, whatever it sends afterwards and whenever it sends it; its name
+//! and its slot are free as soon as it has read the last line; and the
+//! connection ends within the write timeout even if the client keeps
+//! sending.
+
+mod common;
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Client, config, connect_when_free, start};
+use minichat::Config;
+
+/// Pipelined `PING`s then `QUIT`, from a client that reads late (a small
+/// receive window), then one more line 50, 200 or 500 ms later, while the
+/// replies still wait in the server's send queue: every `OK PING`, then
+/// `OK QUIT`, then a clean end of stream, never a reset. And the name can be
+/// taken again at once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_late_line_after_quit_loses_no_reply_and_causes_no_reset() {
+    const PINGS: usize = 5000;
+    let server = start(config());
+    let mut client = Client::login(server, "late");
+    for delay in [50, 200, 500] {
+        common::shrink_receive_buffer(&client.writer, 8192);
+        let mut batch = "PING\n".repeat(PINGS);
+        batch.push_str("QUIT\n");
+        client.send_raw(batch.as_bytes());
+        // The attack's timing, not a synchronisation: the late line comes
+        // while the replies are still queued.
+        thread::sleep(Duration::from_millis(delay));
+        client.send("PING");
+        for i in 0..PINGS {
+            let line = client.line();
+            assert_eq!(line, "OK PING", "reply {i}, late line after {delay} ms");
+        }
+        client.expect("OK QUIT");
+        // The name is free once OK QUIT is read, before the end of stream.
+        let next = Client::login(server, "late");
+        client.expect_clean_end();
+        client = next;
+    }
+}
+
+/// The same after `ERR TIMEOUT`: a `RECEIVE` already acknowledged to its
+/// sender and the replies to pipelined lines come first, then
+/// `ERR TIMEOUT`, then a clean end of stream, though the client sends more
+/// lines after the timeout.
+#[cfg(target_os = "linux")]
+#[test]
+fn late_lines_after_err_timeout_lose_no_reply() {
+    const PINGS: usize = 500;
+    let idle = Duration::from_secs(1);
+    let server = start(Config {
+        idle_timeout: Some(idle),
+        ..config()
+    });
+    let mut sleepy = Client::login(server, "sleepy");
+    common::shrink_receive_buffer(&sleepy.writer, 8192);
+    let mut teller = Client::login(server, "teller");
+    teller.ask("SEND sleepy wake up", "OK SEND sleepy");
+    sleepy.send_raw("PING\n".repeat(PINGS).as_bytes());
+    let last_line = Instant::now();
+    // Late lines, after the idle timeout has fired (the attack's timing).
+    for after in [1200, 1500] {
+        let at = last_line + Duration::from_millis(after);
+        thread::sleep(at.saturating_duration_since(Instant::now()));
+        sleepy.send("PING");
+    }
+    sleepy.expect("RECEIVE teller wake up");
+    for _ in 0..PINGS {
+        sleepy.expect("OK PING");
+    }
+    sleepy.expect_prefix("ERR TIMEOUT ");
+    Client::login(server, "sleepy"); // free at once
+    sleepy.expect_clean_end();
+}
+
+/// `QUIT`, then junk that never stops: the slot and the name are free as
+/// soon as `OK QUIT` is read, and the server ends the connection within the
+/// write timeout (its writes then fail), however long the client goes on.
+#[test]
+fn junk_after_quit_holds_nothing_and_ends_within_the_write_timeout() {
+    let write_timeout = Duration::from_secs(1);
+    let server = start(Config {
+        max_connections: 1,
+        write_timeout,
+        ..config()
+    });
+    let mut client = Client::login(server, "junk");
+    let mut writer = client.writer.try_clone().unwrap();
+    let quit = Instant::now();
+    let junk = thread::spawn(move || {
+        let junk = "PING\nSEND junk x\nQUIT\n".repeat(50);
+        writer.write_all(b"QUIT\n").unwrap();
+        while writer.write_all(junk.as_bytes()).is_ok() {
+            assert!(quit.elapsed() < Duration::from_secs(30), "never ended");
+        }
+        quit.elapsed()
+    });
+    client.expect("OK QUIT");
+    // A slot is free at once: the limit is 1, and no retry.
+    let mut next = Client::connect(server);
+    next.ask("CONNECT junk", "OK CONNECT junk");
+    client.expect_closed(); // the end of stream came right after OK QUIT
+    let ended = junk.join().unwrap();
+    assert!(
+        ended < write_timeout + Duration::from_secs(1),
+        "the connection ended {ended:?} after QUIT"
+    );
+}
+
+/// Lingering threads are bounded: at most `--max-connections` connections
+/// linger without a slot. Past that, a lingering connection keeps its slot
+/// (it is still open), for at most the write timeout.
+#[test]
+fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
+    let server = start(Config {
+        max_connections: 1,
+        write_timeout: Duration::from_secs(3),
+        ..config()
+    });
+    let keep_sending = |client: &Client| {
+        let mut writer = client.writer.try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = writer.write_all(b"QUIT\n");
+            while writer.write_all(b"junk\n").is_ok() {}
+        })
+    };
+    let mut first = Client::login(server, "first");
+    let first_junk = keep_sending(&first);
+    first.expect("OK QUIT"); // first lingers, in the one lingering place
+    let mut second = Client::connect(server); // its slot was free
+    let second_junk = keep_sending(&second);
+    second.expect("OK QUIT"); // no place left: second lingers in its slot
+    Client::connect_raw(server).expect_prefix("ERR FULL ");
+    // Once a lingering connection ends (within the write timeout), there
+    // is room again.
+    let mut third = connect_when_free(server);
+    third.ask("CONNECT third", "OK CONNECT third");
+    drop((first, second));
+    first_junk.join().unwrap();
+    second_junk.join().unwrap();
+}
