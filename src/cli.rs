@@ -83,9 +83,9 @@ Connect options:
                           0 for never [default: {keepalive}]
 
 Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if none failed):
-  --spawn 'COMMAND [ARGS]'  start the server to check (split like a shell would), as often
-                          as the checks need: COMMAND ARGS --bind 127.0.0.1 --port 0 plus
-                          the flags each check needs; every check runs (about 30 s)
+  --spawn CMD             start the server to check (CMD is 'COMMAND ARGS', split like a
+                          shell would) as often as the checks need, with --bind 127.0.0.1
+                          --port 0 and the flags each check needs: every check runs
   --junit PATH            also write a JUnit XML report to PATH (for CI)
   --only NAME[,NAME...]   run only these checks
   --wait SECS             wait at most SECS for each expected line [default: {check_wait}]

@@ -219,12 +219,6 @@ impl Probe {
         })
     }
 
-    /// Reads one line within `within` (not the usual wait), requiring it
-    /// to end with CRLF.
-    pub fn line_within(&mut self, within: Duration, expected: &str) -> Result<String, Failure> {
-        self.within(within, |probe| probe.line_crlf(expected))
-    }
-
     /// Requires the end of the stream within `within`, and a clean one: no
     /// more line, and no reset (a reset can destroy the lines still on
     /// their way, which the end-of-connection guarantee forbids).

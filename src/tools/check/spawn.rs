@@ -235,8 +235,6 @@ fn die_with_the_checker(_command: &mut Command) {}
 pub struct Started {
     /// Where it listens, from its first line on stderr.
     pub addr: SocketAddr,
-    /// Its first line on stderr.
-    pub first_line: String,
     pub process: Box<dyn Process>,
 }
 
@@ -267,7 +265,6 @@ impl Started {
         match port {
             Some(port) if port != 0 => Ok(Started {
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                first_line,
                 process,
             }),
             _ => {
