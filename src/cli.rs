@@ -15,8 +15,8 @@ use crate::server::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
 };
+use crate::tools::check::launch::SpawnCommand;
 use crate::tools::check::settings::TimeLimit;
-use crate::tools::check::spawn::SpawnCommand;
 use crate::tools::check::{CheckOptions, ServerUnderTest, checks, words};
 use crate::tools::connect::ConnectOptions;
 use crate::tools::remote::Target;

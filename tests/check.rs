@@ -12,7 +12,7 @@ use assert_cmd::cargo::CommandCargoExt;
 use common::{Client, config, start};
 use faulty::{Fault, FaultyServer};
 use minichat::Config;
-use minichat::tools::check::spawn::Launcher;
+use minichat::tools::check::launch::Launcher;
 use minichat::tools::check::{self, CheckOptions, Pace, Report, ServerUnderTest, Verdict};
 use minichat::tools::remote::Target;
 

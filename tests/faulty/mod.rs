@@ -21,8 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use minichat::protocol::{self, Command, Error, ErrorCode, Reply};
+use minichat::tools::check::launch::{Launcher, Process};
 use minichat::tools::check::settings::Stderr;
-use minichat::tools::check::spawn::{Launcher, Process};
 
 /// The one rule a faulty server breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::launch::Launcher;
 use super::probe::{self, Failure, LastSent, Probe, shown_str};
 use super::settings::Settings;
-use super::spawn::Launcher;
 
 /// Everything one check works with.
 pub struct Lab<'a> {

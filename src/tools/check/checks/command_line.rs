@@ -7,9 +7,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::super::Lab;
+use super::super::launch::{self, Launcher, Process, START_WAIT};
 use super::super::probe::{Failure, Probe, seconds};
 use super::super::settings::{ServerFlags, Stderr};
-use super::super::spawn::{self, Launcher, Process, START_WAIT};
 
 /// Everything logged (`--verbose`), into a pipe nobody reads.
 pub const LOG_STALLED: ServerFlags = ServerFlags {
@@ -184,13 +184,13 @@ pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
             ))
             .because(rule)
         };
-        let addr = spawn::first_line_address(&line).map_err(wrong)?;
+        let addr = launch::first_line_address(&line).map_err(wrong)?;
         if addr.ip() != ip || addr.port() == 0 {
             return Err(wrong(format!(
                 "the address bound is {ip} and a port the system chose"
             )));
         }
-        if spawn::first_line_max(&line) != Some(max) {
+        if launch::first_line_max(&line) != Some(max) {
             return Err(wrong(format!("the limit in force is {max}")));
         }
         let mut c = lab_probe(lab, addr)?;
@@ -204,7 +204,7 @@ pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
 fn first_line(process: &mut dyn Process, shown: &str) -> Result<String, Failure> {
     match process.stderr_line(Instant::now() + START_WAIT) {
         Ok(Some(line)) => Ok(line),
-        Ok(None) => Err(Failure::new(spawn::ended(
+        Ok(None) => Err(Failure::new(launch::ended(
             process,
             shown,
             "without a line on stderr",

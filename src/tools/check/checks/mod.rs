@@ -6,14 +6,14 @@
 //!
 //! | theme | module |
 //! | --- | --- |
-//! | the command line, the first stderr line, the log | [`command_line`] |
-//! | lines: CRLF, LF, blank lines, lengths, UTF-8 | [`lines`] |
-//! | verbs, fields, each command, error precedence | [`commands`] |
-//! | names: characters, length, case, release | [`names`] |
-//! | SEND, RECEIVE, texts, LIST, order, spoofing | [`messages`] |
-//! | the connection limit, slots, the end of a connection | [`connections`] |
-//! | the write timeout: a recipient that never reads | [`writes`] |
-//! | the login and idle timeouts | [`timeouts`] |
+//! | the command line, the first stderr line, the log | `command_line` |
+//! | lines: CRLF, LF, blank lines, lengths, UTF-8 | `lines` |
+//! | verbs, fields, each command, error precedence | `commands` |
+//! | names: characters, length, case, release | `names` |
+//! | SEND, RECEIVE, texts, LIST, order, spoofing | `messages` |
+//! | the connection limit, slots, the end of a connection | `connections` |
+//! | the write timeout: a recipient that never reads | `writes` |
+//! | the login and idle timeouts | `timeouts` |
 
 mod command_line;
 mod commands;

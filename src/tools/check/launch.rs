@@ -9,7 +9,7 @@
 //! found in it; only the check of that line fails.
 //!
 //! **No server is left behind.** Each one is stopped by its own PID
-//! (`Child::kill`, then `wait`) when its [`Spawned`] is dropped, whatever
+//! (`Child::kill`, then `wait`) when its `Spawned` is dropped, whatever
 //! ends the check (a failure, a panic). If the checker itself is killed,
 //! Linux kills the server too (`PR_SET_PDEATHSIG`). That signal follows
 //! the *thread* that started the server, so a server must never outlive
