@@ -103,6 +103,17 @@ pub fn text_bidi_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
     b.sync()
 }
 
+/// The first and last characters of the ranges a text may not hold.
+const RANGE_ENDS: [char; 7] = [
+    '\u{1f}', '\u{7f}', '\u{9f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
+];
+
+/// The characters right outside those ranges, and the bidirectional marks.
+const RANGE_NEIGHBOURS: [char; 10] = [
+    ' ', '~', '\u{a0}', '\u{2029}', '\u{202f}', '\u{2065}', '\u{206a}', '\u{200e}', '\u{200f}',
+    '\u{61c}',
+];
+
 /// The forbidden ranges end exactly where the contract says: U+001F,
 /// U+007F, U+009F, U+202A, U+202E, U+2066 and U+2069 are BAD_TEXT; their
 /// neighbours U+0020, U+007E, U+00A0, U+2029, U+202F, U+2065 and U+206A
@@ -113,16 +124,11 @@ pub fn forbidden_range_ends(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let mut a = lab.login(&alice)?;
     let mut b = lab.login(&bob)?;
     let rule = "BAD_TEXT is for U+0000-U+001F, U+007F-U+009F, U+202A-U+202E, U+2066-U+2069 only";
-    for c in [
-        '\u{1f}', '\u{7f}', '\u{9f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
-    ] {
+    for c in RANGE_ENDS {
         a.ask_error(&format!("SEND {bob} a{c}b"), "BAD_TEXT")
             .map_err(|f| f.because(rule))?;
     }
-    for c in [
-        ' ', '~', '\u{a0}', '\u{2029}', '\u{202f}', '\u{2065}', '\u{206a}', '\u{200e}', '\u{200f}',
-        '\u{61c}',
-    ] {
+    for c in RANGE_NEIGHBOURS {
         deliver(&mut a, &alice, &mut b, &bob, &format!("a{c}b")).map_err(|f| f.because(rule))?;
     }
     b.sync()
@@ -279,4 +285,34 @@ pub fn no_spoofing(lab: &mut Lab<'_>) -> Result<(), Failure> {
     m.expect(&format!("OK SEND {victim}"))?;
     m.expect_error("UNKNOWN_COMMAND")?;
     v.sync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract's ranges, written out: controls are exactly what Rust's
+    /// `char::is_control` says (U+0000-U+001F, U+007F-U+009F).
+    fn forbidden(c: char) -> bool {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+
+    #[test]
+    fn the_range_ends_are_what_rust_says() {
+        assert!(RANGE_ENDS.iter().all(|&c| forbidden(c)));
+        assert!(RANGE_NEIGHBOURS.iter().all(|&c| !forbidden(c)));
+        for (inside, outside) in [('\u{1f}', ' '), ('\u{7f}', '~'), ('\u{9f}', '\u{a0}')] {
+            assert!(inside.is_control() && !outside.is_control());
+        }
+    }
+
+    #[test]
+    fn the_length_traps_count_as_the_doc_says() {
+        assert_eq!("e\u{301}".chars().count(), 2); // one grapheme, two characters
+        assert_eq!("🇫🇷".chars().count(), 2);
+        assert_eq!("😀".encode_utf16().count(), 2);
+        assert_eq!("😀".len(), 4);
+    }
 }

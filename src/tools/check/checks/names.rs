@@ -35,6 +35,35 @@ pub fn name_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Names with characters that Rust's `char::is_alphanumeric` accepts and
+/// other languages' usual tests refuse (checked by the tests below).
+const NAME_CHARACTERS_ACCEPTED: [&str; 7] = [
+    "\u{2160}",  // Ⅰ ROMAN NUMERAL ONE: Nl (Java's isLetterOrDigit refuses it)
+    "x\u{b2}",   // ² SUPERSCRIPT TWO: No (Java)
+    "\u{bd}",    // ½ VULGAR FRACTION ONE HALF: No (Java)
+    "\u{24b6}",  // Ⓐ CIRCLED LATIN CAPITAL LETTER A: So, Other_Alphabetic (Python's isalnum)
+    "हिंदी",      // U+093F (Mc), U+0902 (Mn), both Other_Alphabetic (Python, Java, \p{L})
+    "\u{3007}",  // 〇 IDEOGRAPHIC NUMBER ZERO: Nl (Java)
+    "\u{1d400}", // 𝐀 MATHEMATICAL BOLD CAPITAL A: 4 bytes, 2 UTF-16 units (C#'s char tests)
+];
+
+/// Names with characters that identifier rules (Python's `isidentifier`,
+/// Java's `isJavaIdentifierPart`) or a loose idea of a hyphen or an
+/// underscore accept, and Rust's `char::is_alphanumeric` refuses.
+const NAME_CHARACTERS_REFUSED: [&str; 11] = [
+    "e\u{301}",   // COMBINING ACUTE ACCENT: Mn, not alphabetic
+    "a\u{b7}b",   // · MIDDLE DOT: Other_ID_Continue
+    "a\u{203f}b", // ‿ UNDERTIE: connector punctuation
+    "a$b",        // a currency symbol, as Java identifiers allow
+    "a\u{20ac}b", // €
+    "a\u{200d}b", // ZERO WIDTH JOINER: Cf
+    "a\u{ad}b",   // SOFT HYPHEN: Cf
+    "a\u{2010}b", // ‐ HYPHEN, not -
+    "a\u{ff0d}b", // － FULLWIDTH HYPHEN-MINUS
+    "a\u{ff3f}b", // ＿ FULLWIDTH LOW LINE
+    "x\u{fe0f}",  // VARIATION SELECTOR-16: Mn
+];
+
 /// A name character is `_`, `-` or one for which Rust's
 /// `char::is_alphanumeric` is true (Unicode Alphabetic or Numeric): so
 /// `Ⅰ` (U+2160, a letter number), `²` and `½` (other numbers), `Ⓐ`
@@ -45,15 +74,7 @@ pub fn name_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// fullwidth `－` are refused, which identifier rules accept.
 pub fn name_characters_unicode(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let rule = "a name character is _, - or one for which Rust's char::is_alphanumeric is true";
-    for good in [
-        "\u{2160}",  // Ⅰ ROMAN NUMERAL ONE: Nl
-        "x\u{b2}",   // ² SUPERSCRIPT TWO: No
-        "\u{bd}",    // ½ VULGAR FRACTION ONE HALF: No
-        "\u{24b6}",  // Ⓐ CIRCLED LATIN CAPITAL LETTER A: So, Other_Alphabetic
-        "हिंदी",      // U+093F (Mc) and U+0902 (Mn), both Other_Alphabetic
-        "\u{3007}",  // 〇 IDEOGRAPHIC NUMBER ZERO: Nl
-        "\u{1d400}", // 𝐀 MATHEMATICAL BOLD CAPITAL A: 4 bytes, 2 UTF-16 units
-    ] {
+    for good in NAME_CHARACTERS_ACCEPTED {
         let name = lab.name(good);
         let mut c = lab.connect("connection 1")?;
         c.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
@@ -61,19 +82,7 @@ pub fn name_characters_unicode(lab: &mut Lab<'_>) -> Result<(), Failure> {
         c.quit()?;
     }
     let mut c = lab.connect("connection 1")?;
-    for bad in [
-        "e\u{301}",   // COMBINING ACUTE ACCENT: Mn, not alphabetic
-        "a\u{b7}b",   // · MIDDLE DOT
-        "a\u{203f}b", // ‿ UNDERTIE: connector punctuation
-        "a$b",
-        "a\u{20ac}b", // €
-        "a\u{200d}b", // ZERO WIDTH JOINER
-        "a\u{ad}b",   // SOFT HYPHEN
-        "a\u{2010}b", // ‐ HYPHEN, not -
-        "a\u{ff0d}b", // － FULLWIDTH HYPHEN-MINUS
-        "a\u{ff3f}b", // ＿ FULLWIDTH LOW LINE
-        "x\u{fe0f}",  // VARIATION SELECTOR-16
-    ] {
+    for bad in NAME_CHARACTERS_REFUSED {
         c.ask_error(&format!("CONNECT {}", lab.name(bad)), "BAD_NAME")
             .map_err(|f| f.because(rule))?;
     }
@@ -201,5 +210,48 @@ pub fn name_released_after_close(lab: &mut Lab<'_>) -> Result<(), Failure> {
             ));
         }
         thread::sleep(Duration::from_millis(20)); // pacing the retries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checks' claims about Unicode, verified with Rust itself.
+    #[test]
+    fn the_name_traps_are_what_rust_says() {
+        let allowed = |c: char| c == '_' || c == '-' || c.is_alphanumeric();
+        for name in NAME_CHARACTERS_ACCEPTED {
+            assert!(name.chars().all(allowed), "{name:?}");
+        }
+        for name in NAME_CHARACTERS_REFUSED {
+            assert!(!name.chars().all(allowed), "{name:?}");
+        }
+        // Not letters (L*) nor decimal digits, yet alphanumeric in Rust.
+        for c in ['\u{2160}', '\u{b2}', '\u{24b6}', '\u{93f}', '\u{902}'] {
+            assert!(c.is_alphanumeric(), "{c:?}");
+        }
+        assert_eq!("\u{1d400}".encode_utf16().count(), 2);
+    }
+
+    #[test]
+    fn the_case_traps_are_what_to_lowercase_says() {
+        let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
+        assert!(same("\u{212a}elvin1", "kelvin1"));
+        assert!(same("\u{212a}elvin1", "KELVIN1"));
+        // ... which comparing upper cases misses: K is its own upper case.
+        assert_ne!("\u{212a}elvin1".to_uppercase(), "kelvin1".to_uppercase());
+        // A final sigma, even before digits.
+        assert!(same("ΟΔΟΣ1", "οδος1"));
+        assert!(!same("ΟΔΟΣ1", "οδοσ1"));
+        let char_by_char: String = "ΟΔΟΣ1".chars().flat_map(char::to_lowercase).collect();
+        assert_eq!(char_by_char, "οδοσ1");
+        // Different names, which upper case or case folding would merge.
+        assert!(!same("Straße1", "STRASSE1"));
+        assert_eq!("Straße1".to_uppercase(), "STRASSE1");
+        assert!(!same("İzmir1", "izmir1"));
+        assert_eq!("İzmir1".to_lowercase(), "i\u{307}zmir1");
+        // The names SEND uses find the same users.
+        assert!(same("STRAßE1", "Straße1"));
     }
 }
