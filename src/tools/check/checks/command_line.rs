@@ -232,7 +232,7 @@ fn lab_probe(lab: &Lab<'_>, addr: SocketAddr) -> Result<Probe, Failure> {
 /// (a log line for every line in and out) and its stderr a pipe nobody
 /// reads, or closed, it keeps serving every client.
 pub fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
-    const PINGS: usize = 3000;
+    const PINGS: usize = 20_000;
     let rule = "the log never stops or slows the server, even when stderr is full or closed";
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
