@@ -372,6 +372,7 @@ macro_rules! faults {
 
 faults! {
     help_exiting_1: HelpExits1, QUICK, ["help-exits-0"], [];
+    version_unknown: NoVersionFlag, QUICK, ["version-exits-0"], [];
     usage_error_exiting_1: UsageErrorExits1, QUICK, ["usage-errors"], [];
     usage_error_of_two_lines: UsageErrorTwoLines, QUICK, ["usage-errors"], [];
     write_timeout_0_accepted: AcceptsWriteTimeout0, QUICK, ["usage-errors"], [];

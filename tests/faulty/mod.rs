@@ -31,6 +31,8 @@ pub enum Fault {
     Correct,
     // The command line.
     HelpExits1,
+    /// Takes `--version` for an unknown flag.
+    NoVersionFlag,
     UsageErrorExits1,
     UsageErrorTwoLines,
     AcceptsWriteTimeout0,
@@ -131,7 +133,8 @@ impl Launcher for FaultyServer {
         let config = match parse_args(args, fault) {
             Ok(Some(config)) => config,
             Ok(None) => {
-                let code = if fault == HelpExits1 { 1 } else { 0 };
+                let help = args.iter().any(|arg| arg == "--help");
+                let code = if help && fault == HelpExits1 { 1 } else { 0 };
                 return Ok(Box::new(Exited { lines, code }));
             }
             Err(message) => {
@@ -186,7 +189,7 @@ struct Config {
     verbose: bool,
 }
 
-/// `Ok(None)` for `--help`.
+/// `Ok(None)` for `--help` and `--version`.
 fn parse_args(args: &[String], fault: Fault) -> Result<Option<Config>, String> {
     let mut config = Config {
         bind: [0, 0, 0, 0].into(),
@@ -199,7 +202,7 @@ fn parse_args(args: &[String], fault: Fault) -> Result<Option<Config>, String> {
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
-        if flag == "--help" {
+        if flag == "--help" || (flag == "--version" && fault != NoVersionFlag) {
             return Ok(None);
         }
         if flag == "--verbose" && fault != NoVerboseFlag {

@@ -80,6 +80,22 @@ pub fn help_exits_0(lab: &mut Lab<'_>) -> Result<(), Failure> {
     }
 }
 
+/// `--version` is a flag of the command line, not a usage error: it
+/// exits with code 0.
+pub fn version_exits_0(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let launcher = lab.launcher()?;
+    let ended = run_to_end(launcher, &["--version"])?;
+    match ended.code {
+        Some(0) => Ok(()),
+        code => Err(Failure::new(format!(
+            "`{}`: expected exit code 0; got {}",
+            shown(launcher, &["--version"]),
+            exit(code)
+        ))
+        .because("--version is a flag of the command line: it exits with code 0")),
+    }
+}
+
 /// A bad flag or value (an unknown flag, `--write-timeout 0`,
 /// `--max-connections 0`, a port out of range, a timeout that is not a
 /// number or is negative, a flag without its value) is a usage error: one
@@ -139,17 +155,19 @@ fn exit(code: Option<i32>) -> String {
 
 /// The first line on stderr is
 /// `minichat: listening on <addr>:<port> (max <n> connections)`, with the
-/// address actually bound as Rust's `SocketAddr` displays it (the port the
-/// system chose for `--port 0`, `[::1]` for IPv6), and `<n>` the limit in
-/// force (5 by default).
+/// address actually bound as Rust's `SocketAddr` displays it (`0.0.0.0`
+/// without `--bind`, `[::1]` for IPv6), the port the system chose for
+/// `--port 0`, and `<n>` the limit in force (5 by default).
 pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let launcher = lab.launcher()?;
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    let mut cases: Vec<(Vec<&str>, IpAddr, usize)> = vec![
-        (vec!["--bind", "127.0.0.1", "--port", "0"], loopback, 5),
+    // The arguments, the address the line must show, the limit.
+    let mut cases: Vec<(&[&str], IpAddr, usize)> = vec![
+        (&["--bind", "127.0.0.1", "--port", "0"], loopback, 5),
         (
-            vec![
+            &[
                 "--bind",
                 "127.0.0.1",
                 "--port",
@@ -160,13 +178,14 @@ pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
             loopback,
             7,
         ),
+        (&["--port", "0"], any, 5),
     ];
     // Only where this machine has an IPv6 loopback.
     if TcpListener::bind((v6, 0)).is_ok() {
-        cases.push((vec!["--bind", "::1", "--port", "0"], v6, 5));
+        cases.push((&["--bind", "::1", "--port", "0"], v6, 5));
     }
     for (args, ip, max) in cases {
-        let shown = shown(launcher, &args);
+        let shown = shown(launcher, args);
         let owned: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let mut process = launcher
             .launch(&owned, Stderr::Drained)
@@ -193,7 +212,9 @@ pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
         if launch::first_line_max(&line) != Some(max) {
             return Err(wrong(format!("the limit in force is {max}")));
         }
-        let mut c = lab_probe(lab, addr)?;
+        // 0.0.0.0 is reached through the loopback.
+        let reach = SocketAddr::new(if ip == any { loopback } else { ip }, addr.port());
+        let mut c = lab_probe(lab, reach)?;
         c.expect_prefix("OK WELCOME")
             .map_err(|f| f.because("the first line gives the port the server listens on"))?;
     }

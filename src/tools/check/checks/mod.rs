@@ -159,6 +159,7 @@ pub fn all() -> Vec<Check> {
     use command_line as cli;
     vec![
         command_line("help-exits-0",                                   cli::help_exits_0),
+        command_line("version-exits-0",                                cli::version_exits_0),
         command_line("usage-errors",                                   cli::usage_errors),
         command_line("first-stderr-line",                              cli::first_stderr_line),
         check("greeting",                               1,             commands::greeting),
