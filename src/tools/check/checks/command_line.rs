@@ -67,32 +67,27 @@ fn shown(launcher: &dyn Launcher, args: &[&str]) -> String {
 
 /// `--help` prints help and exits with code 0.
 pub fn help_exits_0(lab: &mut Lab<'_>) -> Result<(), Failure> {
-    let launcher = lab.launcher()?;
-    let ended = run_to_end(launcher, &["--help"])?;
-    match ended.code {
-        Some(0) => Ok(()),
-        code => Err(Failure::new(format!(
-            "`{}`: expected exit code 0; got {}",
-            shown(launcher, &["--help"]),
-            exit(code)
-        ))
-        .because("--help exits with code 0")),
-    }
+    exits_0(lab, "--help")
 }
 
 /// `--version` is a flag of the command line, not a usage error: it
 /// exits with code 0.
 pub fn version_exits_0(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    exits_0(lab, "--version")
+}
+
+/// Runs the program with `flag` alone, and requires exit code 0.
+fn exits_0(lab: &mut Lab<'_>, flag: &str) -> Result<(), Failure> {
     let launcher = lab.launcher()?;
-    let ended = run_to_end(launcher, &["--version"])?;
+    let ended = run_to_end(launcher, &[flag])?;
     match ended.code {
         Some(0) => Ok(()),
         code => Err(Failure::new(format!(
             "`{}`: expected exit code 0; got {}",
-            shown(launcher, &["--version"]),
+            shown(launcher, &[flag]),
             exit(code)
         ))
-        .because("--version is a flag of the command line: it exits with code 0")),
+        .because(&format!("{flag} exits with code 0"))),
     }
 }
 

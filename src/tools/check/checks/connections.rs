@@ -216,20 +216,19 @@ pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> 
     c.ask("QUIT", "OK QUIT")?;
     let quit = Instant::now();
     let mut writer = c.writer()?;
-    let limit = write_timeout + END_GRACE * 2;
-    let end = sending_until_closed(&mut writer, limit);
+    let end = send_until_closed(&mut writer, quit + write_timeout + END_GRACE * 2, || false);
     let sent = "after OK QUIT, the client sent PING every 50 ms";
     match end {
         Some((_, io::ErrorKind::ConnectionReset)) => Err(Failure::new(format!(
             "{sent}; the connection was reset (RST) without a clean end of stream (FIN) first"
         ))
         .because(rule)),
-        Some((closed, _)) if closed <= write_timeout + END_GRACE => Ok(()),
+        Some((closed, _)) if closed <= quit + write_timeout + END_GRACE => Ok(()),
         end => Err(Failure::new(format!(
             "{sent}; expected the connection to end within the write timeout ({}); {}",
             seconds(write_timeout),
             match end {
-                Some((closed, _)) => format!("it ended after {}", seconds(closed)),
+                Some((closed, _)) => format!("it ended after {}", seconds(closed - quit)),
                 None => format!("it was still open after {}", seconds(quit.elapsed())),
             }
         ))
@@ -237,21 +236,27 @@ pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> 
     }
 }
 
-/// Writes `PING` every 50 ms until a write fails (the server has closed
-/// the connection, and answered the next segment with a reset), for at
-/// most `limit`; returns when the first write failed, and how: after a
-/// clean end of stream the system says "broken pipe", without one
+/// Writes `PING` lines until a write fails (the server has closed the
+/// connection and answered the next segment with a reset), or until
+/// `bound`: one every 50 ms, or a hundred at a time without pause while
+/// `burst()` says so. Returns when the first write failed, and how: after
+/// a clean end of stream the system says "broken pipe", without one
 /// "connection reset".
-fn sending_until_closed(
+pub(super) fn send_until_closed(
     writer: &mut TcpStream,
-    limit: Duration,
-) -> Option<(Duration, io::ErrorKind)> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Err(e) = writer.write_all(b"PING\n") {
-            return Some((started.elapsed(), e.kind()));
+    bound: Instant,
+    burst: impl Fn() -> bool,
+) -> Option<(Instant, io::ErrorKind)> {
+    let many = "PING\n".repeat(100);
+    while Instant::now() < bound {
+        let bursting = burst();
+        let bytes = if bursting { many.as_bytes() } else { b"PING\n" };
+        if let Err(e) = writer.write_all(bytes) {
+            return Some((Instant::now(), e.kind()));
         }
-        thread::sleep(Duration::from_millis(50)); // pacing the writes
+        if !bursting {
+            thread::sleep(Duration::from_millis(50)); // pacing the writes
+        }
     }
     None
 }

@@ -8,7 +8,7 @@
 //! second) past it. Lines flow while the login clock runs, so that only a
 //! login clock that ignores lines can fire in time.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::super::Lab;
 use super::super::probe::{self, Failure, Probe, seconds};
 use super::super::settings::{ServerFlags, TimeLimit};
+use super::connections::send_until_closed;
 use super::in_parallel;
 
 /// A login timeout of 2 s, an idle timeout of 600 s (the default).
@@ -341,7 +342,14 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let seen = AtomicBool::new(false);
     let bound = started + timeout + grace(timeout) + write_timeout + Duration::from_secs(2);
     let (read, closed) = thread::scope(|scope| {
-        let writing = scope.spawn(|| keep_sending(&mut writer, started + timeout, bound, &seen));
+        // PING as fast as the server takes them from shortly before the
+        // timeout until it is seen: the server then has input it has not
+        // read yet, which a close without lingering turns into a reset.
+        let burst = || {
+            Instant::now() + Duration::from_millis(200) > started + timeout
+                && !seen.load(Ordering::Acquire)
+        };
+        let writing = scope.spawn(move || send_until_closed(&mut writer, bound, burst));
         let read = read_until_timeout(&mut c, started, timeout, write_timeout, &seen);
         seen.store(true, Ordering::Release);
         (read, writing.join().unwrap_or(None))
@@ -370,37 +378,6 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
         ))
         .because(rule)),
     }
-}
-
-/// Sends PING lines, one every 50 ms, except from shortly before `due`
-/// (when the server should time out) until the reader has seen the
-/// timeout (`seen`): then as fast as the server takes them, so that it
-/// has input it has not read yet when it times out, which a close without
-/// lingering turns into a reset. Stops when a write fails (the server has
-/// closed the connection; returns when, and how), or at `bound`.
-fn keep_sending(
-    writer: &mut std::net::TcpStream,
-    due: Instant,
-    bound: Instant,
-    seen: &AtomicBool,
-) -> Option<(Instant, io::ErrorKind)> {
-    let burst = "PING\n".repeat(100);
-    while Instant::now() < bound {
-        let bursting =
-            Instant::now() + Duration::from_millis(200) > due && !seen.load(Ordering::Acquire);
-        let bytes = if bursting {
-            burst.as_bytes()
-        } else {
-            b"PING\n"
-        };
-        if let Err(e) = writer.write_all(bytes) {
-            return Some((Instant::now(), e.kind()));
-        }
-        if !bursting {
-            thread::sleep(Duration::from_millis(50)); // pacing the writes
-        }
-    }
-    None
 }
 
 /// Reads `OK PING` lines until `ERR TIMEOUT`, then requires a clean end;
