@@ -343,10 +343,13 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let bound = started + timeout + grace(timeout) + write_timeout + Duration::from_secs(2);
     let (read, closed) = thread::scope(|scope| {
         // PING as fast as the server takes them from shortly before the
-        // timeout until it is seen: the server then has input it has not
-        // read yet, which a close without lingering turns into a reset.
+        // timeout until it is seen (or should have been): the server then
+        // has input it has not read yet, which a close without lingering
+        // turns into a reset.
         let burst = || {
-            Instant::now() + Duration::from_millis(200) > started + timeout
+            let now = Instant::now();
+            now + Duration::from_millis(100) > started + timeout
+                && now < started + timeout + grace(timeout)
                 && !seen.load(Ordering::Acquire)
         };
         let writing = scope.spawn(move || send_until_closed(&mut writer, bound, burst));
@@ -381,7 +384,9 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
 }
 
 /// Reads `OK PING` lines until `ERR TIMEOUT`, then requires a clean end;
-/// returns when the timeout came.
+/// returns when the timeout was read. (When it fires is the business of
+/// `login-timeout`: here the replies to the burst of PINGs can pile up
+/// unread for a while, so the bound is loose.)
 fn read_until_timeout(
     c: &mut Probe,
     started: Instant,
@@ -389,29 +394,25 @@ fn read_until_timeout(
     write_timeout: Duration,
     seen: &AtomicBool,
 ) -> Result<Instant, Failure> {
-    let expected = format!(
-        "\"ERR TIMEOUT <reason>\" {} after the accept",
-        seconds(timeout)
-    );
+    let late = timeout + grace(timeout) + Duration::from_secs(2);
     loop {
         let line = c.line("\"OK PING\" until \"ERR TIMEOUT <reason>\"")?;
-        let elapsed = started.elapsed();
         if probe::is_error(&line, "TIMEOUT") {
             let at = Instant::now();
             seen.store(true, Ordering::Release);
-            if elapsed < timeout.mul_f64(0.9) || elapsed > timeout + grace(timeout) {
-                return Err(c.mismatch(&expected, &format!("{line} (after {})", seconds(elapsed))));
-            }
             c.expect_clean_end(write_timeout + Duration::from_millis(700))?;
             return Ok(at);
         }
         if line != "OK PING" {
             return Err(c.mismatch("\"OK PING\" or \"ERR TIMEOUT <reason>\"", &line));
         }
-        if elapsed > timeout + grace(timeout) {
+        if started.elapsed() > late {
             return Err(c.mismatch(
-                &expected,
-                &format!("only OK PING after {}", seconds(elapsed)),
+                &format!(
+                    "\"ERR TIMEOUT <reason>\" {} after the accept",
+                    seconds(timeout)
+                ),
+                &format!("only OK PING after {}", seconds(started.elapsed())),
             ));
         }
     }
