@@ -114,35 +114,34 @@ fn junk_after_quit_holds_nothing_and_ends_within_the_write_timeout() {
     );
 }
 
-/// Lingering threads are bounded: at most `--max-connections` connections
-/// linger without a slot. Past that, a lingering connection keeps its slot
-/// (it is still open), for at most the write timeout.
+/// Lingering threads are bounded: at most 32 connections (or
+/// `--max-connections`, if more) linger without a slot. Past that, a
+/// lingering connection keeps its slot (it is still open), for at most the
+/// write timeout.
 #[test]
 fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
+    const LINGER_PLACES: usize = 32;
     let server = start(Config {
         max_connections: 1,
         write_timeout: Duration::from_secs(3),
         ..config()
     });
-    let keep_sending = |client: &Client| {
-        let mut writer = client.writer.try_clone().unwrap();
-        thread::spawn(move || {
-            let _ = writer.write_all(b"QUIT\n");
-            while writer.write_all(b"junk\n").is_ok() {}
+    // Leavers that keep their connections open: each lingers. With one
+    // slot, each can come in only because the one before freed it.
+    let leavers: Vec<Client> = (0..LINGER_PLACES)
+        .map(|_| {
+            let mut leaver = Client::connect(server);
+            leaver.ask("QUIT", "OK QUIT");
+            leaver
         })
-    };
-    let mut first = Client::login(server, "first");
-    let first_junk = keep_sending(&first);
-    first.expect("OK QUIT"); // first lingers, in the one lingering place
-    let mut second = Client::connect(server); // its slot was free
-    let second_junk = keep_sending(&second);
-    second.expect("OK QUIT"); // no place left: second lingers in its slot
+        .collect();
+    // No lingering place left: this one lingers in its slot.
+    let mut last = Client::connect(server);
+    last.ask("QUIT", "OK QUIT");
     Client::connect_raw(server).expect_prefix("ERR FULL ");
     // Once a lingering connection ends (within the write timeout), there
     // is room again.
-    let mut third = connect_when_free(server);
-    third.ask("CONNECT third", "OK CONNECT third");
-    drop((first, second));
-    first_junk.join().unwrap();
-    second_junk.join().unwrap();
+    let mut next = connect_when_free(server);
+    next.ask("CONNECT next", "OK CONNECT next");
+    drop((leavers, last));
 }

@@ -6,16 +6,23 @@
 //! *before* its last line is written, so that a client that has read
 //! `OK QUIT` can reconnect at once; its thread then lingers a little (see
 //! `Session::linger`) to read and discard what the client still sends. The
-//! lingering threads are bounded too: at most as many as `--max-connections`
-//! linger at once, so junk sent after `QUIT` cannot pile up threads. Past
-//! that bound, a connection keeps its slot while it lingers (it is still an
-//! open connection, after all), for at most the write timeout.
+//! lingering threads are bounded too, so that junk sent after `QUIT` cannot
+//! pile up threads: at most [`MIN_LINGER_PLACES`] or `--max-connections`
+//! linger at once, whichever is more, each for at most the write timeout.
+//! Past that bound, a connection keeps its slot while it lingers (it is
+//! still an open connection, after all).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::peer::{ConnId, Peer};
+
+/// At least this many connections may linger at once without holding a
+/// slot, however small `--max-connections` is: a whole class that leaves
+/// at the bell frees its slots at once. (A lingering thread costs a few
+/// pages of stack for at most the write timeout.)
+pub(crate) const MIN_LINGER_PLACES: usize = 32;
 
 /// The slots, and the connections that hold them.
 #[derive(Debug)]
@@ -29,8 +36,10 @@ pub(crate) struct Slots {
     /// Signalled each time a slot is given back (the console's `kick`
     /// waits on it).
     freed: Condvar,
-    /// How many connections linger without a slot (at most `max`).
+    /// How many connections linger without a slot...
     lingering: AtomicUsize,
+    /// ...and at most how many may: `max`, or [`MIN_LINGER_PLACES`] if more.
+    linger_places: usize,
 }
 
 /// One taken slot; dropping it frees the slot.
@@ -52,6 +61,7 @@ impl Slots {
             open: Mutex::new(Vec::new()),
             freed: Condvar::new(),
             lingering: AtomicUsize::new(0),
+            linger_places: max.max(MIN_LINGER_PLACES),
         })
     }
 
@@ -109,7 +119,7 @@ impl Slot {
         let place = slots
             .lingering
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < slots.max).then_some(n + 1)
+                (n < slots.linger_places).then_some(n + 1)
             });
         match place {
             Ok(_) => Ok(LingerPlace(Arc::clone(&self.slots))), // `self` drops here
@@ -158,17 +168,20 @@ mod tests {
     }
 
     #[test]
-    fn lingering_frees_the_slot_up_to_as_many_places_as_slots() {
+    fn lingering_frees_the_slot_up_to_the_number_of_lingering_places() {
         let slots = Slots::new(1);
-        let (a, b, c) = (peer(1), peer(2), peer(3));
-        let place = slots.take(&a).unwrap().linger().unwrap();
+        let places: Vec<LingerPlace> = (0..MIN_LINGER_PLACES as ConnId)
+            .map(|id| slots.take(&peer(id)).unwrap().linger().unwrap())
+            .collect();
         assert_eq!(slots.count(), 0, "a lingering connection holds no slot");
-        // The one lingering place is taken: the next one keeps its slot.
-        let kept = slots.take(&b).unwrap().linger().unwrap_err();
-        assert!(slots.take(&c).is_none());
+        // Every lingering place is taken: the next one keeps its slot.
+        let (a, b) = (peer(100), peer(101));
+        let kept = slots.take(&a).unwrap().linger().unwrap_err();
+        assert!(slots.take(&b).is_none());
         drop(kept);
-        drop(place);
-        let again = slots.take(&c).unwrap().linger();
-        assert!(again.is_ok());
+        drop(places);
+        assert!(slots.take(&b).unwrap().linger().is_ok());
+        // With more slots than that, as many places as slots.
+        assert_eq!(Slots::new(100).linger_places, 100);
     }
 }

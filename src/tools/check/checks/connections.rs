@@ -87,25 +87,30 @@ pub fn slot_reused_after_reset(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// After `QUIT`, the slot and the name are free once the server has
 /// handled it: a client that has read `OK QUIT` can reconnect, under the
 /// same name, at once; even if the one that left still sends lines and has
-/// not closed its side.
+/// not closed its side. And for a whole class leaving at the bell: eight
+/// leavers in a row, each still connected, on a server of two slots.
 pub fn quit_frees_at_once(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    const LEAVERS: usize = 8;
     let rule = "after QUIT, the slot and the name are free as soon as OK QUIT is read";
     let mut open = fill(lab)?;
     let name = lab.name("full0x"); // the first connection fill() logs in
-    let Some(leaver) = open.first_mut() else {
+    let Some(mut leaver) = (!open.is_empty()).then(|| open.remove(0)) else {
         return Err(Failure::new("the server allows no connection"));
     };
-    leaver.send_bytes(b"QUIT\nPING\nFROB\n")?;
-    leaver.expect("OK QUIT")?;
-    let label = extra(lab);
-    let mut back = lab
-        .connect_when_free(&label, Instant::now())
-        .map_err(|f| f.because(rule))?;
-    if let Some(leaver) = open.first_mut() {
+    let mut gone = Vec::new();
+    for round in 1..=LEAVERS {
+        leaver.send_bytes(b"QUIT\nPING\nFROB\n")?;
+        leaver.expect("OK QUIT")?;
+        let label = format!("{} (after {round} leavers)", extra(lab));
+        let mut back = lab
+            .connect_when_free(&label, Instant::now())
+            .map_err(|f| f.because(rule))?;
         leaver.send("PING")?; // still sending, still not closed
+        back.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
+            .map_err(|f| f.because(rule))?;
+        gone.push(std::mem::replace(&mut leaver, back));
     }
-    back.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
-        .map_err(|f| f.because(rule))
+    Ok(())
 }
 
 /// After `QUIT`, every line owed to the client reaches it before the end
