@@ -31,14 +31,14 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use config::Config;
 pub use console::Console;
 
 use crate::protocol::{Error, ErrorCode, Reply};
 use log::Log;
-use peer::{ConnId, Peer};
+use peer::ConnId;
 use registry::Registry;
 use session::Session;
 use slots::Slots;
@@ -143,42 +143,24 @@ impl Server {
     fn admit(&mut self, stream: TcpStream) {
         let id = self.next_id;
         self.next_id += 1;
-        let shared = &self.shared;
-        let peer = match Peer::new(stream, id, shared.config.write_timeout) {
-            Ok(peer) => Arc::new(peer),
-            Err(e) => {
-                return shared
-                    .log
-                    .event(format_args!("connection dropped at accept: {e}"));
-            }
+        let Some(slot) = self.shared.slots.take(id) else {
+            return self.refuse(stream);
         };
-        let Some(slot) = shared.slots.take(&peer) else {
-            return self.refuse(&peer);
-        };
-        shared.log.event(format_args!(
-            "{} accepted ({}/{} connections)",
-            peer.addr,
-            shared.slots.count(),
-            shared.slots.max
-        ));
-        let addr = peer.addr;
-        let shared = Arc::clone(shared);
-        // The session is made on its own thread, so that its buffers come
-        // from that thread's memory arena, not the accept loop's.
+        let shared = Arc::clone(&self.shared);
         let spawned = thread::Builder::new()
             .name(format!("session-{id}"))
             .stack_size(SESSION_STACK_BYTES)
-            .spawn(move || Session::new(peer, slot, shared).run());
+            .spawn(move || Session::start(stream, id, slot, shared));
         if let Err(e) = spawned {
             // The closure, its slot and its socket were dropped with the error.
-            self.shared
-                .log
-                .event(format_args!("{addr} dropped: no thread for it ({e})"));
+            self.shared.log.event(format_args!(
+                "connection {id} dropped: no thread for it ({e})"
+            ));
         }
     }
 
     /// `ERR FULL <reason>`, then close.
-    fn refuse(&self, peer: &Peer) {
+    fn refuse(&self, mut stream: TcpStream) {
         let full = Error::new(
             ErrorCode::Full,
             format!(
@@ -190,12 +172,14 @@ impl Server {
         Reply::Error(&full).encode(&mut line);
         // The socket is new, so this small line goes straight into its
         // empty send buffer; the write timeout bounds it all the same.
-        let _ = peer.reply(&line, || {});
+        let timeout = self.shared.config.write_timeout;
+        let _ = stream.set_write_timeout(Some(timeout)).and_then(|()| {
+            peer::write_before(&stream, &line, Instant::now().checked_add(timeout), timeout)
+        });
         // Closing a socket that still holds unread input makes the system
         // reset the connection, which can destroy the ERR FULL line before
         // it is sent: read whatever the client already sent. (Bounded, so
         // a client streaming bytes cannot hold the accept loop.)
-        let mut stream = peer.stream();
         if stream.set_nonblocking(true).is_ok() {
             let mut sink = [0; 1024];
             for _ in 0..REFUSAL_DRAIN_READS {
@@ -204,9 +188,13 @@ impl Server {
                 }
             }
         }
-        self.shared
-            .log
-            .event(format_args!("{} refused: server full", peer.addr));
+        match stream.peer_addr() {
+            Ok(addr) => self
+                .shared
+                .log
+                .event(format_args!("{addr} refused: server full")),
+            Err(_) => self.shared.log.event(format_args!("refused: server full")),
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! replies not yet delivered; lingering is what keeps them.
 
 use std::io::{self, Read};
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,7 +117,29 @@ enum Flow {
 }
 
 impl Session {
-    pub(crate) fn new(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) -> Session {
+    /// The thread of a new connection that holds `slot`: sets its socket up
+    /// and serves it. (Done here rather than in the accept loop, so that
+    /// the connection's memory comes from this thread's allocator arena.)
+    pub(crate) fn start(stream: TcpStream, id: ConnId, slot: Slot, shared: Arc<Shared>) {
+        let peer = match Peer::new(stream, id, shared.config.write_timeout) {
+            Ok(peer) => Arc::new(peer),
+            Err(e) => {
+                return shared
+                    .log
+                    .event(format_args!("connection dropped at accept: {e}"));
+            }
+        };
+        slot.attach(&peer);
+        shared.log.event(format_args!(
+            "{} accepted ({}/{} connections)",
+            peer.addr,
+            shared.slots.count(),
+            shared.slots.max
+        ));
+        Session::new(peer, slot, shared).run();
+    }
+
+    fn new(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) -> Session {
         Session {
             lines: LineReader::new(),
             client: Client {

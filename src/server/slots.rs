@@ -29,10 +29,9 @@ pub(crate) const MIN_LINGER_PLACES: usize = 32;
 pub(crate) struct Slots {
     /// `--max-connections`.
     pub(crate) max: usize,
-    /// The open connections, oldest first: what the operator's console
-    /// lists. (A vector: a few pointers per connection, and a removal
-    /// costs a scan of at most `--max-connections` entries.)
-    open: Mutex<Vec<Arc<Peer>>>,
+    /// The slots taken, and the open connections: what the operator's
+    /// console lists.
+    open: Mutex<Open>,
     /// Signalled each time a slot is given back (the console's `kick`
     /// waits on it).
     freed: Condvar,
@@ -40,6 +39,15 @@ pub(crate) struct Slots {
     lingering: AtomicUsize,
     /// ...and at most how many may: `max`, or [`MIN_LINGER_PLACES`] if more.
     linger_places: usize,
+}
+
+/// The slots taken, and their connections once set up.
+#[derive(Debug, Default)]
+struct Open {
+    taken: usize,
+    /// Oldest first. (A vector: a few pointers per connection, and a
+    /// removal costs a scan of at most `--max-connections` entries.)
+    peers: Vec<Arc<Peer>>,
 }
 
 /// One taken slot; dropping it frees the slot.
@@ -58,34 +66,34 @@ impl Slots {
     pub(crate) fn new(max: usize) -> Arc<Slots> {
         Arc::new(Slots {
             max,
-            open: Mutex::new(Vec::new()),
+            open: Mutex::new(Open::default()),
             freed: Condvar::new(),
             lingering: AtomicUsize::new(0),
             linger_places: max.max(MIN_LINGER_PLACES),
         })
     }
 
-    /// Gives `peer` a slot if one is free.
-    pub(crate) fn take(self: &Arc<Self>, peer: &Arc<Peer>) -> Option<Slot> {
+    /// Gives connection `id` a slot if one is free.
+    pub(crate) fn take(self: &Arc<Self>, id: ConnId) -> Option<Slot> {
         let mut open = self.lock();
-        if open.len() >= self.max {
+        if open.taken >= self.max {
             return None;
         }
-        open.push(Arc::clone(peer));
+        open.taken += 1;
         Some(Slot {
             slots: Arc::clone(self),
-            id: peer.id,
+            id,
         })
     }
 
     /// How many slots are taken.
     pub(crate) fn count(&self) -> usize {
-        self.lock().len()
+        self.lock().taken
     }
 
     /// The open connections, oldest first.
     pub(crate) fn connections(&self) -> Vec<Arc<Peer>> {
-        self.lock().clone()
+        self.lock().peers.clone()
     }
 
     /// Waits until connection `id` holds no slot, for at most `timeout`;
@@ -94,14 +102,14 @@ impl Slots {
         let open = self.lock();
         let (open, _) = self
             .freed
-            .wait_timeout_while(open, timeout, |open| holds(open, id))
+            .wait_timeout_while(open, timeout, |open| holds(&open.peers, id))
             .unwrap_or_else(PoisonError::into_inner);
-        !holds(&open, id)
+        !holds(&open.peers, id)
     }
 
     /// The lock guards the map only, for a few operations at a time. A
     /// poisoned lock is used as it is: each change is one insert or remove.
-    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Peer>>> {
+    fn lock(&self) -> MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -112,6 +120,11 @@ fn holds(open: &[Arc<Peer>], id: ConnId) -> bool {
 }
 
 impl Slot {
+    /// Lists the connection that holds this slot, once it is set up.
+    pub(crate) fn attach(&self, peer: &Arc<Peer>) {
+        self.slots.lock().peers.push(Arc::clone(peer));
+    }
+
     /// The connection has ended but its thread will linger: gives the slot
     /// back if a lingering place is free (`Ok`), or keeps it (`Err`).
     pub(crate) fn linger(self) -> Result<LingerPlace, Slot> {
@@ -130,7 +143,10 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.slots.lock().retain(|peer| peer.id != self.id);
+        let mut open = self.slots.lock();
+        open.taken -= 1;
+        open.peers.retain(|peer| peer.id != self.id);
+        drop(open);
         self.slots.freed.notify_all();
     }
 }
@@ -154,14 +170,17 @@ mod tests {
     fn slots_are_taken_up_to_the_limit_and_freed_by_drop() {
         let slots = Slots::new(2);
         let (a, b, c) = (peer(1), peer(2), peer(3));
-        let first = slots.take(&a).unwrap();
-        let _second = slots.take(&b).unwrap();
-        assert!(slots.take(&c).is_none());
+        let first = slots.take(1).unwrap();
+        first.attach(&a);
+        let second = slots.take(2).unwrap();
+        second.attach(&b);
+        assert!(slots.take(3).is_none());
         assert_eq!(slots.count(), 2);
         drop(first);
         assert!(slots.wait_freed(1, Duration::ZERO));
         assert!(!slots.wait_freed(2, Duration::ZERO));
-        let third = slots.take(&c).unwrap();
+        let third = slots.take(3).unwrap();
+        third.attach(&c);
         let ids: Vec<ConnId> = slots.connections().iter().map(|p| p.id).collect();
         assert_eq!(ids, [2, 3]);
         drop(third);
@@ -171,16 +190,15 @@ mod tests {
     fn lingering_frees_the_slot_up_to_the_number_of_lingering_places() {
         let slots = Slots::new(1);
         let places: Vec<LingerPlace> = (0..MIN_LINGER_PLACES as ConnId)
-            .map(|id| slots.take(&peer(id)).unwrap().linger().unwrap())
+            .map(|id| slots.take(id).unwrap().linger().unwrap())
             .collect();
         assert_eq!(slots.count(), 0, "a lingering connection holds no slot");
         // Every lingering place is taken: the next one keeps its slot.
-        let (a, b) = (peer(100), peer(101));
-        let kept = slots.take(&a).unwrap().linger().unwrap_err();
-        assert!(slots.take(&b).is_none());
+        let kept = slots.take(100).unwrap().linger().unwrap_err();
+        assert!(slots.take(101).is_none());
         drop(kept);
         drop(places);
-        assert!(slots.take(&b).unwrap().linger().is_ok());
+        assert!(slots.take(101).unwrap().linger().is_ok());
         // With more slots than that, as many places as slots.
         assert_eq!(Slots::new(100).linger_places, 100);
     }
