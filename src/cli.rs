@@ -89,7 +89,7 @@ Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if no
   --junit PATH            also write a JUnit XML report to PATH (for CI)
   --only NAME[,NAME...]   run only these checks
   --wait SECS             wait at most SECS for each expected line [default: {check_wait}]
- What a running server (HOST[:PORT]) was started with, so that more checks can run:
+  For a running server (HOST[:PORT]), what it was started with, so that more checks can run:
   --max-connections N     its connection limit [default: {max}]
   --login-timeout SECS    its login timeout, 0 for never (start it with a small one)
   --idle-timeout SECS     its idle timeout, 0 for never
