@@ -57,7 +57,9 @@ fn an_unread_stderr_slows_nobody_and_the_drops_are_reported() {
         while let Ok(n @ 1..) = stderr.read(&mut chunk) {
             log.extend_from_slice(&chunk[..n]);
             let text = String::from_utf8_lossy(&log);
-            if let Some(line) = text.lines().find(|l| l.ends_with(" log lines dropped")) {
+            let notice_line =
+                |l: &&str| l.ends_with(" log lines dropped") || l.ends_with(" log line dropped");
+            if let Some(line) = text.lines().find(notice_line) {
                 let _ = notice.send(line.to_owned());
                 return;
             }

@@ -109,7 +109,8 @@ fn write_lines(lines: Receiver<String>, mut out: impl Write, counts: &Counts) {
         counts.queued.fetch_sub(1, Ordering::AcqRel);
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
-            let notice = format!("{} {lost} log lines dropped\n", Timestamp::now());
+            let lines = if lost == 1 { "line" } else { "lines" };
+            let notice = format!("{} {lost} log {lines} dropped\n", Timestamp::now());
             if out.write_all(notice.as_bytes()).is_err() {
                 dropped.fetch_add(lost + 1, Ordering::Relaxed);
                 continue;
@@ -263,7 +264,10 @@ mod tests {
         // while the queue was already overflowing.
         let dropped: u64 = text
             .lines()
-            .filter_map(|line| line.strip_suffix(" log lines dropped"))
+            .filter_map(|line| {
+                line.strip_suffix(" log lines dropped")
+                    .or_else(|| line.strip_suffix(" log line dropped"))
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum();
         assert!(dropped > 0, "no drop notice in {text:?}");
