@@ -404,7 +404,7 @@ faults! {
     close_without_lingering: ClosesWithoutLingering, QUICK | WAITS, ["quit-delivers-owed-lines-then-ends", "timeout-delivers-owed-lines-then-ends"], [];
     lingering_for_ever: LingersForever, QUICK | SLOW | WAITS, ["quit-ends-within-write-timeout", "timeout-delivers-owed-lines-then-ends"], [];
     no_write_timeout: NoWriteTimeout, WRITES, ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client", "write-timeout-others-undelayed"], [];
-    write_timeout_tripled: WriteTimeoutTripled, WRITES, ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client"], ["write-timeout-others-undelayed"];
+    write_timeout_tripled: WriteTimeoutTripled, WRITES, ["write-timeout-drops-stuck-recipient"], ["write-timeout-drops-deaf-client", "write-timeout-others-undelayed"];
     recipient_dropped_at_once: DropsAtOnce, WRITES, ["write-timeout-drops-stuck-recipient"], ["write-timeout-others-undelayed"];
     one_write_lock_for_all: GlobalWriteLock, WRITES, ["write-timeout-others-undelayed"], [];
     no_login_timeout: NoLoginTimeout, WAITS, ["login-timeout", "login-timeout-despite-refused-connects", "timeout-delivers-owed-lines-then-ends"], [];
