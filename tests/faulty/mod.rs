@@ -428,12 +428,28 @@ impl Shared {
     /// Writes `bytes` to `conn` under its write lock (and the global one
     /// for [`GlobalWriteLock`]); a failed or timed-out write drops it.
     fn write(&self, conn: &Conn, bytes: &[u8]) -> io::Result<()> {
+        self.write_then(conn, bytes, false)
+    }
+
+    /// Writes the last lines of `conn`, then closes it to every writer and
+    /// sends the end of stream, under its write lock: nothing can follow.
+    fn write_last(&self, conn: &Conn, bytes: &[u8]) -> io::Result<()> {
+        self.write_then(conn, bytes, true)
+    }
+
+    fn write_then(&self, conn: &Conn, bytes: &[u8], last: bool) -> io::Result<()> {
         let _global = (self.fault == GlobalWriteLock).then(|| lock(&self.global_write));
         let _own = lock(&conn.writing);
         if conn.dropped.load(Ordering::Acquire) {
             return Err(io::ErrorKind::NotConnected.into());
         }
         let written = write_within(&conn.stream, bytes, self.config.write_timeout);
+        if last {
+            conn.dropped.store(true, Ordering::Release);
+            if self.fault != ClosesWithoutLingering {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+            }
+        }
         if written.is_err() {
             conn.dropped.store(true, Ordering::Release);
             let _ = conn.stream.shutdown(Shutdown::Both);
@@ -941,13 +957,11 @@ impl Session {
         if fault != SlotFreedWhenClientCloses {
             self.release_slot();
         }
-        let _ = self.shared.write(&self.conn, &last);
-        self.conn.dropped.store(true, Ordering::Release); // nothing after the last line
+        let _ = self.shared.write_last(&self.conn, &last); // nothing after the last line
         if fault == ClosesWithoutLingering {
             self.release_slot();
             return; // dropping the socket with input unread: a reset
         }
-        let _ = self.conn.stream.shutdown(Shutdown::Write);
         let bound = match fault {
             LingersForever => None,
             _ => Some(Instant::now() + self.shared.config.write_timeout.unwrap_or_default()),
