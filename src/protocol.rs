@@ -22,7 +22,7 @@ pub const DEFAULT_PORT: u16 = 1234;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 5;
 
 /// The longest line a client may send, in bytes, not counting its LF or the
-/// CR right before it. Longer lines get `ERR TOO_LONG` (PROTOCOL.md, "Limites").
+/// CR right before it. Longer lines get `ERR TOO_LONG` (PROTOCOL.md, "Limites et délais").
 pub const MAX_LINE_BYTES: usize = 512;
 
 /// The longest text of a `SEND`, in characters (Unicode scalar values, Rust's
@@ -60,9 +60,9 @@ pub enum Command<'a> {
     Quit,
 }
 
-/// The error codes, each sent as `ERR <CODE> <reason>` (PROTOCOL.md, table
-/// "Codes d'erreur"). The reason is free text for people; clients must
-/// rely on the code only.
+/// The error codes, each sent as `ERR <CODE> <reason>` (PROTOCOL.md,
+/// "Codes d'erreur et raisons"). The reason is free text for people;
+/// clients must rely on the code only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// `ERR FULL`: sent on accept when every connection slot is taken; the

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use super::Shared;
 use super::peer::Peer;
+use super::{Shared, connections};
 use crate::protocol::name_key;
 
 /// The longest console line read; the rest of a longer one is ignored.
@@ -60,19 +60,8 @@ impl Console {
     /// the console is for the operator, the server goes on regardless.
     pub fn run(&self, mut input: impl BufRead, mut output: impl Write) {
         let mut line = Vec::new();
-        loop {
-            line.clear();
-            match input
-                .by_ref()
-                .take(MAX_CONSOLE_LINE_BYTES)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) | Err(_) => return, // end of input: the console ends quietly
-                Ok(_) => {}
-            }
-            if !line.ends_with(b"\n") && !skip_line(&mut input) {
-                return;
-            }
+        // At the end of input, the console ends quietly.
+        while read_line(&mut input, &mut line) {
             let answer = self.execute(String::from_utf8_lossy(&line).trim());
             if !answer.is_empty() {
                 let _ = output
@@ -129,8 +118,7 @@ impl Console {
         let max = self.shared.slots.max;
         let _ = match peers.len() {
             0 => writeln!(out, "no connection open (max {max})"),
-            1 => writeln!(out, "1 connection open (max {max})"),
-            n => writeln!(out, "{n} connections open (max {max})"),
+            n => writeln!(out, "{} open (max {max})", connections(n)),
         };
         out
     }
@@ -194,19 +182,27 @@ struct Found {
 const HELP: &str =
     "commands: list (the open connections), kick NAME or kick ADDRESS (close one), help\n";
 
-/// Throws away the rest of an over-long console line; false at the end of
-/// input.
-fn skip_line(input: &mut impl BufRead) -> bool {
+/// Reads one line of `input` into `line`, in bounded memory: at most
+/// [`MAX_CONSOLE_LINE_BYTES`] of it are kept, the rest of a longer one is
+/// thrown away as it comes. False at the end of input (or an error), an
+/// unfinished last line included.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> bool {
+    line.clear();
     let mut rest = Vec::new();
     loop {
-        rest.clear();
+        let part = if line.is_empty() {
+            &mut *line
+        } else {
+            &mut rest
+        };
+        part.clear();
         match input
             .by_ref()
             .take(MAX_CONSOLE_LINE_BYTES)
-            .read_until(b'\n', &mut rest)
+            .read_until(b'\n', part)
         {
             Ok(0) | Err(_) => return false,
-            Ok(_) if rest.ends_with(b"\n") => return true,
+            Ok(_) if part.ends_with(b"\n") => return true,
             Ok(_) => {}
         }
     }
@@ -239,3 +235,23 @@ fn ignore_background_read_stop() {
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
 )))]
 fn ignore_background_read_stop() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_are_read_in_bounded_memory() {
+        let mut input = Vec::new();
+        input.extend_from_slice(&[b'x'; 3000]);
+        input.extend_from_slice(b"\nhelp\nlist");
+        let mut input = &input[..];
+        let mut line = Vec::new();
+        assert!(read_line(&mut input, &mut line));
+        assert_eq!(line, vec![b'x'; MAX_CONSOLE_LINE_BYTES as usize]);
+        assert!(read_line(&mut input, &mut line));
+        assert_eq!(line, b"help\n");
+        // An unfinished last line is the end of input.
+        assert!(!read_line(&mut input, &mut line));
+    }
+}

@@ -199,7 +199,7 @@ impl Server {
 }
 
 /// `1 connection`, `5 connections`.
-fn connections(n: usize) -> String {
+pub(crate) fn connections(n: usize) -> String {
     match n {
         1 => "1 connection".to_owned(),
         n => format!("{n} connections"),

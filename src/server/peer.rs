@@ -119,30 +119,27 @@ impl Peer {
     /// sender's own state is checked under this socket's write lock: once a
     /// sender is dropped, no line of its can start.
     pub(crate) fn deliver(&self, lines: &[u8], sender: &Peer) -> Result<(), Undelivered> {
-        let deadline = Instant::now().checked_add(self.write_timeout);
-        let writer = self.writer()?;
+        let (_writer, deadline) = self.writer()?;
         if sender.is_dropped() {
             return Err(Undelivered::Gone);
         }
-        self.write_locked(writer, lines, deadline)
+        self.write_or_drop(lines, deadline)
     }
 
     /// Writes the session's own replies. `first` runs once the write lock
     /// is held, before the bytes go out: a login becomes visible to other
     /// senders there, so that no `RECEIVE` can come before its `OK CONNECT`.
     pub(crate) fn reply(&self, lines: &[u8], first: impl FnOnce()) -> Result<(), Undelivered> {
-        let deadline = Instant::now().checked_add(self.write_timeout);
-        let writer = self.writer()?;
+        let (_writer, deadline) = self.writer()?;
         first();
-        self.write_locked(writer, lines, deadline)
+        self.write_or_drop(lines, deadline)
     }
 
     /// Writes the last lines of the connection (ending with `OK QUIT` or
     /// `ERR TIMEOUT`), then closes the socket to every writer and sends the
     /// end of stream, all under the write lock: nothing can come after.
     pub(crate) fn reply_last(&self, lines: &[u8]) -> Result<(), Undelivered> {
-        let deadline = Instant::now().checked_add(self.write_timeout);
-        let mut writer = self.writer()?;
+        let (mut writer, deadline) = self.writer()?;
         let written = self.write_or_drop(lines, deadline);
         *writer = false;
         let _ = self.stream.shutdown(Shutdown::Write); // closing anyway
@@ -157,27 +154,20 @@ impl Peer {
         let _ = self.stream.shutdown(Shutdown::Both); // it may be closed already
     }
 
-    /// Takes the write lock, unless the socket is closed to writers. A
-    /// poisoned lock is used as it is: its state is one flag.
-    fn writer(&self) -> Result<MutexGuard<'_, bool>, Undelivered> {
+    /// Takes the write lock, unless the socket is closed to writers, and
+    /// returns it (held by the caller until its write is done) with the
+    /// deadline of that write: the write timeout, counted from the moment
+    /// the lock was asked for. A poisoned lock is used as it is: its state
+    /// is one flag.
+    fn writer(&self) -> Result<(MutexGuard<'_, bool>, Option<Instant>), Undelivered> {
+        let deadline = Instant::now().checked_add(self.write_timeout);
         // Blocks at most while another thread writes to this socket, which
         // is bounded by the write timeout.
         let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if !*writer || self.is_dropped() {
             return Err(Undelivered::Gone);
         }
-        Ok(writer)
-    }
-
-    fn write_locked(
-        &self,
-        writer: MutexGuard<'_, bool>,
-        bytes: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Undelivered> {
-        let written = self.write_or_drop(bytes, deadline);
-        drop(writer);
-        written
+        Ok((writer, deadline))
     }
 
     /// Writes all of `bytes` before `deadline`, or drops the client.
