@@ -287,9 +287,7 @@ fn a_dropped_client_cannot_speak_under_its_released_name() {
         to_bob.ask("SEND bob are you there?", "ERR NO_SUCH_USER ");
         let mut newcomer = Client::login(server, "bob");
         // Then the write to rita times out, which wakes bob's session up.
-        for _ in 0..to_rita_owed {
-            to_rita.expect_prefix("ERR NO_SUCH_USER ");
-        }
+        expect_written_then_retracted(&mut to_rita, "rita", to_rita_owed);
         // Once the old bob's and rita's slots are free, their sessions are
         // over: whatever bob's could have written is written.
         drop(rita);
@@ -315,8 +313,8 @@ fn a_dropped_client_cannot_speak_under_its_released_name() {
 /// Floods `target`, which does not read, with pipelined 100-character
 /// messages from `sender` until the replies stop: the server is then
 /// blocked writing to `target`, whose socket is full. Returns how many
-/// replies are still owed (all of them will be `ERR NO_SUCH_USER`, once
-/// `target` is dropped).
+/// replies are still owed (once `target` is dropped, `OK SEND` for the
+/// lines its socket took whole, `ERR NO_SUCH_USER` for the others).
 #[cfg(target_os = "linux")]
 fn fill_until_blocked(sender: &mut Client, target: &str) -> usize {
     const CHUNK: usize = 100;
@@ -339,6 +337,25 @@ fn fill_until_blocked(sender: &mut Client, target: &str) -> usize {
     }
     set_read_timeout(sender, common::READ_TIMEOUT);
     owed
+}
+
+/// Reads the `owed` replies to messages for `target`, whose write stopped
+/// part-way: the lines written whole got `OK SEND` (in order, first), the
+/// others `ERR NO_SUCH_USER`; at least one is retracted.
+#[cfg(target_os = "linux")]
+fn expect_written_then_retracted(sender: &mut Client, target: &str, owed: usize) {
+    let ok = format!("OK SEND {target}");
+    let mut retracted = 0;
+    for _ in 0..owed {
+        let line = sender.line();
+        if line.starts_with("ERR NO_SUCH_USER ") {
+            retracted += 1;
+        } else {
+            assert_eq!(line, ok, "after {retracted} retracted");
+            assert_eq!(retracted, 0, "an OK SEND after a retracted line");
+        }
+    }
+    assert!(retracted > 0, "nothing was retracted");
 }
 
 fn set_read_timeout(client: &Client, timeout: Duration) {

@@ -15,6 +15,14 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// (`--write-timeout`).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest timeout the server counts: 100 years. Every timeout flag
+/// accepts any number of seconds up to 18446744073709551615, and a longer
+/// one than this counts as this: a deadline a century away is one nobody
+/// can tell from a longer one, and every deadline stays a real instant
+/// (adding `u64::MAX` seconds to the clock would overflow, and "no
+/// deadline" is not what a write timeout promises).
+pub const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// How a server runs. `Config::default()` is the contract's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -24,12 +32,14 @@ pub struct Config {
     pub port: u16,
     /// The connection limit; at least 1.
     pub max_connections: usize,
-    /// The login timeout; `None` (`--login-timeout 0`) is never.
+    /// The login timeout; `None` (`--login-timeout 0`) is never. At most
+    /// [`LONGEST_TIMEOUT`] counts.
     pub login_timeout: Option<Duration>,
-    /// The idle timeout; `None` (`--idle-timeout 0`) is never.
+    /// The idle timeout; `None` (`--idle-timeout 0`) is never. At most
+    /// [`LONGEST_TIMEOUT`] counts.
     pub idle_timeout: Option<Duration>,
     /// The write timeout; never zero, since a zero timeout means "block
-    /// forever" to the socket API.
+    /// forever" to the socket API. At most [`LONGEST_TIMEOUT`] counts.
     pub write_timeout: Duration,
     /// Log every line in and out.
     pub verbose: bool,
@@ -46,5 +56,43 @@ impl Default for Config {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             verbose: false,
         }
+    }
+}
+
+impl Config {
+    /// The same settings, with every timeout cut to [`LONGEST_TIMEOUT`]
+    /// (and a zero write timeout, which the command line refuses, raised
+    /// to a millisecond): what the server runs with.
+    pub(crate) fn bounded(self) -> Config {
+        let bound = |timeout: Duration| timeout.min(LONGEST_TIMEOUT);
+        Config {
+            login_timeout: self.login_timeout.map(bound),
+            idle_timeout: self.idle_timeout.map(bound),
+            write_timeout: bound(self.write_timeout).max(Duration::from_millis(1)),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_bounded_so_that_no_deadline_overflows() {
+        let huge = Duration::from_secs(u64::MAX);
+        let config = Config {
+            login_timeout: Some(huge),
+            idle_timeout: Some(huge),
+            write_timeout: huge,
+            ..Config::default()
+        }
+        .bounded();
+        assert_eq!(config.login_timeout, Some(LONGEST_TIMEOUT));
+        assert_eq!(config.idle_timeout, Some(LONGEST_TIMEOUT));
+        assert_eq!(config.write_timeout, LONGEST_TIMEOUT);
+        assert!(std::time::Instant::now().checked_add(LONGEST_TIMEOUT * 2).is_some());
+        // Ordinary values are left alone.
+        assert_eq!(Config::default().bounded(), Config::default());
     }
 }

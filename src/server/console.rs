@@ -22,8 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use super::peer::Peer;
+use super::registry::User;
 use super::{Shared, connections};
-use crate::protocol::name_key;
 
 /// The longest console line read; the rest of a longer one is ignored.
 const MAX_CONSOLE_LINE_BYTES: u64 = 1024;
@@ -88,18 +88,11 @@ impl Console {
     /// `list`: one line per open connection, then a count.
     fn list(&self) -> String {
         let peers = self.shared.slots.connections();
-        let names: Vec<String> = {
-            let users = self.shared.registry.lock();
-            peers
-                .iter()
-                .map(|peer| {
-                    users
-                        .name_of(peer.id)
-                        .map_or("-", |(_, name)| name)
-                        .to_owned()
-                })
-                .collect()
-        };
+        let registry = &self.shared.registry;
+        let names: Vec<String> = peers
+            .iter()
+            .map(|peer| registry.user_of(peer.id).map_or("-".to_owned(), |u| u.name.clone()))
+            .collect();
         let width = peers
             .iter()
             .map(|peer| peer.addr.to_string().len())
@@ -129,12 +122,12 @@ impl Console {
         let Some(Found { peer, login }) = self.find(who) else {
             return format!("no open connection named {who:?} or at that address; try list\n");
         };
-        if let Some((key, _)) = &login {
-            self.shared.registry.remove(key, peer.id);
+        if let Some(user) = &login {
+            self.shared.registry.remove(&user.key, peer.id);
         }
-        peer.drop_client();
+        peer.kick();
         let shown = match &login {
-            Some((_, name)) => format!("{name} ({})", peer.addr),
+            Some(user) => format!("{} ({})", user.name, peer.addr),
             None => peer.addr.to_string(),
         };
         self.shared
@@ -151,22 +144,17 @@ impl Console {
     /// The open connection of user `who` (any case), or at address `who`.
     fn find(&self, who: &str) -> Option<Found> {
         let peers = self.shared.slots.connections();
-        let users = self.shared.registry.lock();
-        let name_of = |peer: &Peer| {
-            users
-                .name_of(peer.id)
-                .map(|(key, name)| (key.to_owned(), name.to_owned()))
-        };
-        let key = name_key(who);
+        let registry = &self.shared.registry;
         let address: Option<SocketAddr> = who.parse().ok();
-        let by_name = peers
-            .iter()
-            .find(|peer| name_of(peer).is_some_and(|(k, _)| k == key));
+        let by_name = || {
+            let user = registry.holder(who)?;
+            peers.iter().find(|peer| peer.id == user.peer.id)
+        };
         let by_address = || peers.iter().find(|peer| Some(peer.addr) == address);
-        let peer = by_name.or_else(by_address)?;
+        let peer = by_name().or_else(by_address)?;
         Some(Found {
             peer: Arc::clone(peer),
-            login: name_of(peer),
+            login: registry.user_of(peer.id),
         })
     }
 }
@@ -174,8 +162,8 @@ impl Console {
 /// A connection `kick` names.
 struct Found {
     peer: Arc<Peer>,
-    /// Its name's registry key and the name, if it logged in.
-    login: Option<(String, String)>,
+    /// Its user, if it logged in.
+    login: Option<Arc<User>>,
 }
 
 /// The answer to `help`.

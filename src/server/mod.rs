@@ -38,7 +38,7 @@ pub use console::Console;
 
 use crate::protocol::{Error, ErrorCode, Reply};
 use log::Log;
-use peer::ConnId;
+use peer::{ConnId, Peer};
 use registry::Registry;
 use session::Session;
 use slots::Slots;
@@ -64,12 +64,19 @@ pub(crate) struct Shared {
     pub(crate) log: Log,
 }
 
+/// How the accept loop starts a session's thread: [`spawn_thread`], or in
+/// a test, a spawn that fails as a process short of threads would.
+pub(crate) type Spawn = fn(thread::Builder, Box<dyn FnOnce() + Send>) -> io::Result<()>;
+
 /// A bound server, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     next_id: ConnId,
+    /// `OK WELCOME <text>` with its CRLF, encoded once.
+    welcome: Vec<u8>,
+    spawn: Spawn,
 }
 
 /// Binds a server with `config`, starts its console on standard input, and
@@ -90,6 +97,7 @@ impl Server {
     /// Binds the listening socket, with the log going to `log` (tests give
     /// a sink, or a pipe they read).
     pub fn bind_with_log(config: Config, log: impl Write + Send + 'static) -> io::Result<Server> {
+        let config = config.bounded();
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
         let log = Log::start(log, config.verbose)?;
         let shared = Arc::new(Shared {
@@ -98,10 +106,14 @@ impl Server {
             registry: Registry::default(),
             log,
         });
+        let mut welcome = Vec::new();
+        Reply::Welcome.encode(&mut welcome);
         Ok(Server {
             listener,
             shared,
             next_id: 1,
+            welcome,
+            spawn: spawn_thread,
         })
     }
 
@@ -128,7 +140,7 @@ impl Server {
         ));
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) => {
                     self.shared.log.event(format_args!("accept failed: {e}"));
                     if is_out_of_resources(&e) {
@@ -139,42 +151,65 @@ impl Server {
         }
     }
 
-    /// Gives a new connection a slot and a session thread, or refuses it.
-    fn admit(&mut self, stream: TcpStream) {
+    /// Gives a new connection a slot, a session thread and its greeting, or
+    /// refuses it with `ERR FULL` (PROTOCOL.md, « Connexions et délais »):
+    /// every connection gets one of the two lines.
+    ///
+    /// The greeting is written here, not by the new thread, so that it does
+    /// not wait for that thread to start; and under the socket's write lock,
+    /// taken before the thread exists, so that nothing the session writes
+    /// can come before it.
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
         let id = self.next_id;
         self.next_id += 1;
         let Some(slot) = self.shared.slots.take(id) else {
-            return self.refuse(stream);
+            let reason = format!(
+                "server full ({}), try again later",
+                connections(self.shared.slots.max)
+            );
+            return self.refuse(&stream, addr, &reason, "server full");
         };
-        let shared = Arc::clone(&self.shared);
-        let spawned = thread::Builder::new()
+        let write_timeout = self.shared.config.write_timeout;
+        if let Err(e) = peer::set_up(&stream, write_timeout) {
+            drop(slot);
+            let why = format!("cannot set its socket up ({e})");
+            return self.refuse(&stream, addr, OUT_OF_RESOURCES, &why);
+        }
+        let peer = Arc::new(Peer::new(stream, id, addr, write_timeout));
+        slot.attach(&peer); // listed by the console from its greeting on
+        // Held while the thread starts (a system call that does not wait
+        // for any client), then for the greeting's one write.
+        let greeting = peer.lock_for_greeting();
+        let session = {
+            let (peer, shared) = (Arc::clone(&peer), Arc::clone(&self.shared));
+            Box::new(move || Session::start(peer, slot, shared))
+        };
+        let builder = thread::Builder::new()
             .name(format!("session-{id}"))
-            .stack_size(SESSION_STACK_BYTES)
-            .spawn(move || Session::start(stream, id, slot, shared));
-        if let Err(e) = spawned {
-            // The closure, its slot and its socket were dropped with the error.
-            self.shared.log.event(format_args!(
-                "connection {id} dropped: no thread for it ({e})"
-            ));
+            .stack_size(SESSION_STACK_BYTES);
+        match (self.spawn)(builder, session) {
+            // A greeting that cannot be written (the client is gone already)
+            // closes the socket, which ends the session at its first read.
+            Ok(()) => drop(greeting.write(&self.welcome)),
+            Err(e) => {
+                // The closure, its slot and its copy of the peer were
+                // dropped with the error: this thread alone holds the socket.
+                drop(greeting);
+                let why = format!("no thread for it ({e})");
+                self.refuse(peer.stream(), addr, OUT_OF_RESOURCES, &why);
+            }
         }
     }
 
-    /// `ERR FULL <reason>`, then close.
-    fn refuse(&self, mut stream: TcpStream) {
-        let full = Error::new(
-            ErrorCode::Full,
-            format!(
-                "server full ({}), try again later",
-                connections(self.shared.slots.max)
-            ),
-        );
+    /// `ERR FULL <reason>`, then close; `why` goes to the log.
+    fn refuse(&self, mut stream: &TcpStream, addr: SocketAddr, reason: &str, why: &str) {
         let mut line = Vec::new();
-        Reply::Error(&full).encode(&mut line);
+        Reply::Error(&Error::new(ErrorCode::Full, reason)).encode(&mut line);
         // The socket is new, so this small line goes straight into its
         // empty send buffer; the write timeout bounds it all the same.
         let timeout = self.shared.config.write_timeout;
-        let _ = stream.set_write_timeout(Some(timeout)).and_then(|()| {
-            peer::write_before(&stream, &line, Instant::now().checked_add(timeout), timeout)
+        let _ = stream.set_write_timeout(Some(timeout)).map(|()| {
+            peer::write_before(stream, &line, Instant::now() + timeout, timeout)
         });
         // Closing a socket that still holds unread input makes the system
         // reset the connection, which can destroy the ERR FULL line before
@@ -188,14 +223,17 @@ impl Server {
                 }
             }
         }
-        match stream.peer_addr() {
-            Ok(addr) => self
-                .shared
-                .log
-                .event(format_args!("{addr} refused: server full")),
-            Err(_) => self.shared.log.event(format_args!("refused: server full")),
-        }
+        self.shared.log.event(format_args!("{addr} refused: {why}"));
     }
+}
+
+/// The reason of `ERR FULL` for a connection the server has no resources
+/// for (no thread, no socket set-up), free slots or not.
+const OUT_OF_RESOURCES: &str = "server out of resources (threads or memory), try again later";
+
+/// Starts a session's thread: the [`Spawn`] of a real server.
+fn spawn_thread(builder: thread::Builder, session: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+    builder.spawn(session).map(drop)
 }
 
 /// `1 connection`, `5 connections`.

@@ -1,15 +1,22 @@
-//! What one batch of a client's lines produces, and delivering it.
+//! What a client's lines produce, and delivering it (PROTOCOL.md,
+//! « Les commandes », `SEND`).
 //!
-//! A session handles every complete line that one `read` brought in as one
-//! batch, and collects here what they produce: `RECEIVE` lines for each
-//! recipient, and the sender's own replies. Then [`Outbox::deliver`] writes
-//! each recipient's lines with one write, holding only that recipient's
-//! write lock, and the session writes its replies after them. That order
-//! keeps the two promises of `SEND`: the `RECEIVE` line reaches the
-//! recipient's socket before `OK SEND` is written back, and a delivery that
-//! failed turns its `OK SEND` into `ERR NO_SUCH_USER`. And since one sender's
-//! batches go out one after the other, its messages to one recipient keep
-//! their order.
+//! A session handles the complete lines that one `read` brought in one
+//! after the other, and collects here what they produce: `RECEIVE` lines
+//! for each recipient, and the sender's own replies. Then
+//! [`Outbox::deliver`] writes each recipient's lines with one write,
+//! holding only that recipient's write lock, and the session writes its
+//! replies after them. That order keeps the two promises of `SEND`: the
+//! `RECEIVE` line reaches the recipient's socket before `OK SEND` is
+//! written back, and a `RECEIVE` line that was not written whole turns its
+//! `OK SEND` into `ERR NO_SUCH_USER`. And since one sender's lines go out
+//! in order, its messages to one recipient keep their order.
+//!
+//! Gathering lines makes one write carry many: that is what throughput
+//! needs. It is not a memory policy: once an outbox holds
+//! [`FLUSH_BYTES`], the session writes it out before it handles its next
+//! line, so that what one connection holds does not grow with how many
+//! lines its client pipelines.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,30 +26,52 @@ use super::peer::{Peer, Undelivered};
 use super::registry::User;
 use crate::protocol::{Error, ErrorCode, LINE_END, Reply};
 
+/// An outbox holding this many bytes is written out before the next line
+/// is handled. 64 KiB is several reads' worth of messages, so pipelined
+/// `SEND`s still go out in large writes; and a client pipelining `LIST`s
+/// to a thousand users (17 KB a reply) makes the server hold about 80 KB
+/// for it, not the 5.8 MB of a whole read's worth of replies.
+pub(crate) const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Past this capacity, a written reply buffer is given back to the system
+/// rather than kept for the next batch: a thousand idle clients should not
+/// each keep the buffer of their largest batch.
+const KEPT_CAPACITY: usize = 8 * 1024;
+
 /// The lines of one batch, not yet written.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// `RECEIVE` lines, one entry per recipient, in the order they were
     /// first addressed.
     deliveries: Vec<Delivery>,
+    /// How many bytes of `RECEIVE` lines `deliveries` hold.
+    delivery_bytes: usize,
     /// The sender's replies, already encoded, CRLF included.
     replies: Vec<u8>,
-    /// Where each `OK SEND` line stands in `replies`, and which delivery it
-    /// depends on.
-    sent: Vec<(Range<usize>, usize)>,
+    /// Each `OK SEND` line in `replies`, and the `RECEIVE` line it stands for.
+    sent: Vec<Sent>,
+}
+
+/// An `OK SEND` waiting for its `RECEIVE` line to be written.
+#[derive(Debug)]
+struct Sent {
+    /// Where the `OK SEND` line stands in the replies.
+    reply: Range<usize>,
+    /// Which delivery carries the `RECEIVE` line...
+    delivery: usize,
+    /// ...and where that line ends in the delivery's bytes: it was written
+    /// whole if the write got at least this far.
+    line_end: usize,
 }
 
 /// The `RECEIVE` lines of one batch for one recipient.
 #[derive(Debug)]
 struct Delivery {
-    /// The recipient's registry key ([`crate::protocol::name_key`]).
-    key: String,
-    /// The recipient's name as it was registered.
-    name: String,
-    /// The recipient's connection, looked up when the batch was handled.
-    peer: Arc<Peer>,
+    /// The recipient, looked up when the line was handled.
+    to: Arc<User>,
     lines: Vec<u8>,
-    failed: bool,
+    /// How many bytes of `lines` reached the recipient's socket.
+    written: usize,
 }
 
 impl Outbox {
@@ -51,30 +80,41 @@ impl Outbox {
         reply.encode(&mut self.replies);
     }
 
-    /// Queues `RECEIVE <from> <text>` for `to` (registered under `key`),
-    /// and the `OK SEND <to>` that will tell the sender it was written.
-    pub(crate) fn send(&mut self, key: &str, to: &User, from: &str, text: &str) {
-        let index = match self.deliveries.iter().position(|d| d.peer.id == to.peer.id) {
+    /// Queues `RECEIVE <from> <text>` for `to`, and the `OK SEND <to>` that
+    /// will tell the sender it was written.
+    pub(crate) fn send(&mut self, to: &Arc<User>, from: &str, text: &str) {
+        let index = match self.deliveries.iter().position(|d| d.to.peer.id == to.peer.id) {
             Some(index) => index,
             None => {
                 self.deliveries.push(Delivery {
-                    key: key.to_owned(),
-                    name: to.name.clone(),
-                    peer: Arc::clone(&to.peer),
+                    to: Arc::clone(to),
                     lines: Vec::new(),
-                    failed: false,
+                    written: 0,
                 });
                 self.deliveries.len() - 1
             }
         };
-        Reply::Receive { from, text }.encode(&mut self.deliveries[index].lines);
+        let lines = &mut self.deliveries[index].lines;
+        let before = lines.len();
+        Reply::Receive { from, text }.encode(lines);
+        self.delivery_bytes += lines.len() - before;
         let start = self.replies.len();
         Reply::Sent(&to.name).encode(&mut self.replies);
-        self.sent.push((start..self.replies.len(), index));
+        self.sent.push(Sent {
+            reply: start..self.replies.len(),
+            delivery: index,
+            line_end: lines.len(),
+        });
+    }
+
+    /// True once the outbox holds [`FLUSH_BYTES`] or more: time to write
+    /// it out before handling another line.
+    pub(crate) fn is_full(&self) -> bool {
+        self.replies.len() + self.delivery_bytes >= FLUSH_BYTES
     }
 
     /// Writes each recipient's lines, as the user of connection `sender`,
-    /// and returns how many `RECEIVE` lines were written.
+    /// and returns how many `RECEIVE` lines were written whole.
     /// The caller holds no lock: each write takes only its recipient's
     /// write lock, so a recipient that does not read delays this sender
     /// alone, for at most the write timeout.
@@ -86,30 +126,25 @@ impl Outbox {
     pub(crate) fn deliver(&mut self, sender: &Peer, shared: &Shared) -> usize {
         let log = &shared.log;
         for delivery in &mut self.deliveries {
-            log_lines(log, &delivery.name, &delivery.lines);
-            match delivery.peer.deliver(&delivery.lines, sender) {
-                Ok(()) => {}
-                Err(Undelivered::Dropped(error)) => {
-                    log.event(format_args!(
-                        "{} dropped: cannot write to it ({error})",
-                        delivery.name
-                    ));
-                    shared.registry.remove(&delivery.key, delivery.peer.id);
-                    delivery.failed = true;
+            let to = &delivery.to;
+            log_lines(log, &to.name, &delivery.lines);
+            delivery.written = match to.peer.deliver(&delivery.lines, sender) {
+                Ok(()) => delivery.lines.len(),
+                Err(why) => {
+                    if let Undelivered::Dropped { error, .. } = &why {
+                        log.event(format_args!("{} dropped: cannot write to it ({error})", to.name));
+                        shared.registry.remove(&to.key, to.peer.id);
+                    }
+                    why.written()
                 }
-                Err(Undelivered::Gone) => delivery.failed = true,
-            }
+            };
         }
-        let failed = self.deliveries.iter().any(|d| d.failed);
-        if failed {
-            self.retract_failed_sends();
+        let delivered = self.sent.iter().filter(|sent| self.was_written(sent)).count();
+        if delivered < self.sent.len() {
+            self.retract_unwritten_sends();
         }
-        let delivered = self
-            .sent
-            .iter()
-            .filter(|(_, index)| !self.deliveries[*index].failed)
-            .count();
         self.deliveries.clear();
+        self.delivery_bytes = 0;
         self.sent.clear();
         delivered
     }
@@ -121,27 +156,32 @@ impl Outbox {
 
     /// Forgets the replies, once written.
     pub(crate) fn clear(&mut self) {
-        self.replies.clear();
+        if self.replies.capacity() > KEPT_CAPACITY {
+            self.replies = Vec::new();
+        } else {
+            self.replies.clear();
+        }
     }
 
-    /// Replaces each `OK SEND` whose delivery failed by `ERR NO_SUCH_USER`.
-    fn retract_failed_sends(&mut self) {
+    /// Whether the `RECEIVE` line behind `sent` was written whole.
+    fn was_written(&self, sent: &Sent) -> bool {
+        sent.line_end <= self.deliveries[sent.delivery].written
+    }
+
+    /// Replaces each `OK SEND` whose `RECEIVE` line was not written whole
+    /// by `ERR NO_SUCH_USER`.
+    fn retract_unwritten_sends(&mut self) {
         let mut replies = Vec::with_capacity(self.replies.len());
         let mut copied = 0;
-        for (range, index) in &self.sent {
-            let delivery = &self.deliveries[*index];
-            if delivery.failed {
-                replies.extend_from_slice(&self.replies[copied..range.start]);
-                let gone = Error::new(
-                    ErrorCode::NoSuchUser,
-                    format!(
-                        "{} was disconnected before the message reached it",
-                        delivery.name
-                    ),
-                );
-                Reply::Error(&gone).encode(&mut replies);
-                copied = range.end;
-            }
+        for sent in self.sent.iter().filter(|sent| !self.was_written(sent)) {
+            let to = &self.deliveries[sent.delivery].to;
+            replies.extend_from_slice(&self.replies[copied..sent.reply.start]);
+            let gone = Error::new(
+                ErrorCode::NoSuchUser,
+                format!("{} was disconnected before the message reached it", to.name),
+            );
+            Reply::Error(&gone).encode(&mut replies);
+            copied = sent.reply.end;
         }
         replies.extend_from_slice(&self.replies[copied..]);
         self.replies = replies;
@@ -169,19 +209,18 @@ mod tests {
 
     /// Registers (and shows) `name` for `peer`; returns its key.
     fn login(shared: &Shared, name: &str, peer: &Arc<Peer>) -> String {
-        let key = shared.registry.lock().register(name, peer).unwrap();
-        shared.registry.show(&key, peer.id);
-        key
+        let (user, _) = shared.registry.register(name, peer).unwrap();
+        shared.registry.show(&user.key, peer.id);
+        user.key.clone()
     }
 
     /// Queues `count` messages of 100 characters from `from` to `to`:
     /// enough to fill any socket's buffers when `count` is large.
     fn queue(shared: &Shared, outbox: &mut Outbox, from: &Peer, to: &str, count: usize) {
         let text = "z".repeat(100);
-        let users = shared.registry.lock();
-        let (key, user) = users.find(to, from.id).unwrap();
+        let user = shared.registry.find(to, from.id).unwrap();
         for _ in 0..count {
-            outbox.send(key, user, "alice", &text);
+            outbox.send(&user, "alice", &text);
         }
     }
 
@@ -214,35 +253,50 @@ mod tests {
         );
     }
 
+    /// The recipient stops reading in the middle of a batch: the lines its
+    /// socket took whole earn their `OK SEND`, and only the others are
+    /// retracted, whatever byte the write stopped at.
     #[test]
-    fn a_recipient_that_does_not_read_is_dropped_and_its_ok_send_retracted() {
+    fn a_recipient_that_stops_reading_is_dropped_and_only_unwritten_lines_retracted() {
         let write_timeout = Duration::from_millis(300);
         let shared = shared(write_timeout);
         let (alice, _alice_client) = connected(1, write_timeout);
-        let (bob, _never_read) = connected(2, write_timeout);
+        let (bob, mut bob_client) = connected(2, write_timeout);
         login(&shared, "alice", &alice);
         let key = login(&shared, "bob", &bob);
         let mut outbox = Outbox::default();
         outbox.reply(&Reply::Pong);
         // About 10 MB: more than the system buffers of a socket hold.
-        queue(&shared, &mut outbox, &alice, "bob", 80_000);
+        let count = 80_000;
+        queue(&shared, &mut outbox, &alice, "bob", count);
         let started = Instant::now();
-        outbox.deliver(&alice, &shared);
+        let delivered = outbox.deliver(&alice, &shared);
         let took = started.elapsed();
         assert!(took >= write_timeout, "{took:?}");
         assert!(took < write_timeout * 3, "{took:?}");
         assert!(bob.is_dropped());
         assert!(!shared.registry.remove(&key, bob.id), "the name was kept");
+        // Bob, reading at last, finds exactly `delivered` whole lines.
+        let mut got = Vec::new();
+        bob_client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        bob_client.read_to_end(&mut got).unwrap();
+        let line = format!("RECEIVE alice {}\r\n", "z".repeat(100));
+        assert_eq!(got.len() / line.len(), delivered, "whole lines read");
+        assert!(delivered > 0 && delivered < count, "{delivered}");
         let replies = String::from_utf8(outbox.replies().to_vec()).unwrap();
         let lines: Vec<&str> = replies.lines().collect();
-        assert_eq!(lines.len(), 80_001);
+        assert_eq!(lines.len(), count + 1);
         assert_eq!(lines[0], "OK PING");
+        let ok = lines.iter().filter(|l| **l == "OK SEND bob").count();
+        assert_eq!(ok, delivered);
+        // The written ones first, in order, then the retracted ones.
+        assert!(lines[1..=delivered].iter().all(|l| *l == "OK SEND bob"));
         assert!(
-            lines[1..].iter().all(
+            lines[delivered + 1..].iter().all(
                 |l| *l == "ERR NO_SUCH_USER bob was disconnected before the message reached it"
             ),
             "{:?}",
-            &lines[..3]
+            &lines[delivered..delivered + 2]
         );
         // Later writers fail at once, without waiting.
         let started = Instant::now();
@@ -262,7 +316,7 @@ mod tests {
         login(&shared, "bob", &bob);
         let mut outbox = Outbox::default();
         queue(&shared, &mut outbox, &alice, "bob", 1);
-        alice.drop_client(); // between the look-up and the write
+        alice.kick(); // between the look-up and the write
         outbox.deliver(&alice, &shared);
         assert!(outbox.replies().starts_with(b"ERR NO_SUCH_USER "));
         // Bob got nothing, and is still connected.
@@ -312,11 +366,8 @@ mod tests {
         while writers.iter().any(|w| !w.is_finished()) {
             assert!(started.elapsed() < write_timeout * 3, "a deadlock");
             let round = Instant::now();
-            let users = shared.registry.lock();
-            let (_, user) = users.find("dave", alice.id).unwrap();
-            let dave = Arc::clone(&user.peer);
-            drop(users);
-            dave.deliver(line, &alice).unwrap();
+            let dave = shared.registry.find("dave", alice.id).unwrap();
+            dave.peer.deliver(line, &alice).unwrap();
             assert_eq!(received(&mut dave_client, line.len()).as_bytes(), line);
             let took = round.elapsed();
             fastest_round = fastest_round.min(took);

@@ -1,5 +1,5 @@
 //! One client's connection as every thread sees it, and **the only way to
-//! write to a client**: through its socket's own write lock.
+//! write to a client, or to close it**: through its socket's own write lock.
 //!
 //! Two threads may write to one socket: the client's own session (its
 //! replies) and the session of any user who sends it a message (`RECEIVE`).
@@ -14,11 +14,14 @@
 //! only ever held for a few map operations, never across I/O), but never a
 //! write lock while it holds the registry lock. So no cycle can form.
 //!
-//! **Dropping a client** happens in one place, [`Peer::drop_client`]: when a
-//! write to it fails or times out, or when the operator kicks it. Its socket
-//! is shut down, which ends its session at once, and every later write to
-//! it fails without waiting. (Its name is released by whoever dropped it,
-//! through the registry's one `remove`.)
+//! **Closing** happens under the same lock, whatever ends the connection
+//! (`QUIT`, a timeout, the end of the client's stream, an error, a kick, a
+//! write that timed out): a `shutdown` taken outside it could land in the
+//! middle of another thread's line and cut it. [`Peer::close`] is the one
+//! way to close; [`Peer::reply_last`] closes right after the last lines;
+//! a write that fails closes the socket it failed on, lock in hand.
+//! (Shutting down the read side, as [`Peer::kick`] does to wake the
+//! session, never touches a line being written.)
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -43,12 +46,12 @@ const WRITE_TIMEOUT_SLACK: Duration = Duration::from_millis(10);
 pub(crate) struct Peer {
     pub(crate) id: ConnId,
     pub(crate) addr: SocketAddr,
-    /// Read only by the client's session; written only under `writer`.
+    /// Read only by the client's session; written and closed only under
+    /// `writer`.
     stream: TcpStream,
-    /// The write lock (see the module doc). `true` while other threads may
-    /// still write: the last line (`OK QUIT`, `ERR TIMEOUT`) closes it, so
-    /// that nothing can follow that line.
-    writer: Mutex<bool>,
+    /// The write lock (see the module doc), and whether other threads may
+    /// still write to the socket.
+    writer: Mutex<WriteSide>,
     /// Set when the client was dropped (a write to it failed or timed out,
     /// or it was kicked): its session stops at its next step, and whatever
     /// it had not carried out yet is never carried out.
@@ -56,41 +59,58 @@ pub(crate) struct Peer {
     /// `--write-timeout`: how long one batch of lines may wait for the
     /// socket. Also the socket's own write timeout.
     write_timeout: Duration,
-    /// When the connection was accepted (for the console's `list`).
+    /// When the connection was accepted (for the console's `list`, and the
+    /// login clock).
     pub(crate) accepted: Instant,
     /// When the last complete line arrived, in milliseconds after
     /// `accepted` (for the console; the session keeps its own clock).
     last_line_ms: AtomicU64,
 }
 
-/// Why a write did not happen.
+/// What the write lock guards: whether the socket still takes lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteSide {
+    /// Lines may be written.
+    Open,
+    /// The connection's last line is written, or it was closed: nothing
+    /// may be written after that.
+    Closed,
+}
+
+/// Why a write did not happen, or did not happen whole.
 #[derive(Debug)]
 pub(crate) enum Undelivered {
-    /// The write failed or timed out, and this write dropped the client.
-    Dropped(io::Error),
-    /// The client was already dropped, or has left (its last line is
-    /// written), or the sender was dropped meanwhile.
+    /// The write failed or timed out after `written` bytes, and this write
+    /// dropped the client.
+    Dropped { error: io::Error, written: usize },
+    /// Nothing was written: the client was already dropped, or has left
+    /// (its last line is written), or the sender was dropped meanwhile.
     Gone,
 }
 
+impl Undelivered {
+    /// How many bytes reached the socket before the write stopped.
+    pub(crate) fn written(&self) -> usize {
+        match self {
+            Undelivered::Dropped { written, .. } => *written,
+            Undelivered::Gone => 0,
+        }
+    }
+}
+
 impl Peer {
-    /// Sets up a new client socket: TCP_NODELAY, since every line is a
-    /// message someone waits for; and the write timeout, so that no write
-    /// can block for ever.
-    pub(crate) fn new(stream: TcpStream, id: ConnId, write_timeout: Duration) -> io::Result<Peer> {
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(write_timeout))?;
-        let addr = stream.peer_addr()?;
-        Ok(Peer {
+    /// A new client socket, accepted from `addr` and [`set_up`].
+    pub(crate) fn new(stream: TcpStream, id: ConnId, addr: SocketAddr, write_timeout: Duration) -> Peer {
+        Peer {
             id,
             addr,
             stream,
-            writer: Mutex::new(true),
+            writer: Mutex::new(WriteSide::Open),
             dropped: AtomicBool::new(false),
             write_timeout,
             accepted: Instant::now(),
             last_line_ms: AtomicU64::new(0),
-        })
+        }
     }
 
     /// The socket, for the session to read from.
@@ -115,114 +135,194 @@ impl Peer {
         self.accepted.elapsed().saturating_sub(last)
     }
 
+    /// Takes the write lock for the greeting, before the session's thread
+    /// exists: whatever that thread writes waits until the greeting is out.
+    pub(crate) fn lock_for_greeting(&self) -> Greeting<'_> {
+        Greeting {
+            peer: self,
+            writer: self.lock(),
+        }
+    }
+
     /// Writes `RECEIVE` lines from the user of connection `sender`. The
     /// sender's own state is checked under this socket's write lock: once a
     /// sender is dropped, no line of its can start.
     pub(crate) fn deliver(&self, lines: &[u8], sender: &Peer) -> Result<(), Undelivered> {
-        let (_writer, deadline) = self.writer()?;
+        let (mut writer, deadline) = self.writer()?;
         if sender.is_dropped() {
             return Err(Undelivered::Gone);
         }
-        self.write_or_drop(lines, deadline)
+        self.write_or_drop(&mut writer, lines, deadline)
     }
 
     /// Writes the session's own replies. `first` runs once the write lock
     /// is held, before the bytes go out: a login becomes visible to other
     /// senders there, so that no `RECEIVE` can come before its `OK CONNECT`.
     pub(crate) fn reply(&self, lines: &[u8], first: impl FnOnce()) -> Result<(), Undelivered> {
-        let (_writer, deadline) = self.writer()?;
+        let (mut writer, deadline) = self.writer()?;
         first();
-        self.write_or_drop(lines, deadline)
+        self.write_or_drop(&mut writer, lines, deadline)
     }
 
     /// Writes the last lines of the connection (ending with `OK QUIT` or
     /// `ERR TIMEOUT`), then closes the socket to every writer and sends the
     /// end of stream, all under the write lock: nothing can come after.
+    /// The read side stays open, for the session to linger on.
     pub(crate) fn reply_last(&self, lines: &[u8]) -> Result<(), Undelivered> {
         let (mut writer, deadline) = self.writer()?;
-        let written = self.write_or_drop(lines, deadline);
-        *writer = false;
-        let _ = self.stream.shutdown(Shutdown::Write); // closing anyway
+        let written = self.write_or_drop(&mut writer, lines, deadline);
+        self.shut(&mut writer, Shutdown::Write);
         written
     }
 
-    /// Drops the client: its socket is shut down both ways, which wakes its
-    /// session (blocked in a read or a write) and ends it. Every write to it
-    /// fails from now on. Takes no lock, so it can never wait.
-    pub(crate) fn drop_client(&self) {
+    /// Closes the connection both ways, once whoever is writing to it has
+    /// finished its lines: the end of every session, whatever ended it.
+    /// Waits at most as long as one write may take (the write timeout).
+    pub(crate) fn close(&self) {
+        let mut writer = self.lock();
+        self.shut(&mut writer, Shutdown::Both);
+    }
+
+    /// The operator's `kick`: marks the client dropped, so that no new line
+    /// starts to it and its session stops, and wakes that session if it is
+    /// waiting for input. The session then closes the socket with
+    /// [`close`](Self::close), after any line being written to it.
+    pub(crate) fn kick(&self) {
         self.dropped.store(true, Ordering::Release);
-        let _ = self.stream.shutdown(Shutdown::Both); // it may be closed already
+        // The read side only: no writer is affected.
+        let _ = self.stream.shutdown(Shutdown::Read); // it may be closed already
     }
 
     /// Takes the write lock, unless the socket is closed to writers, and
     /// returns it (held by the caller until its write is done) with the
     /// deadline of that write: the write timeout, counted from the moment
-    /// the lock was asked for. A poisoned lock is used as it is: its state
-    /// is one flag.
-    fn writer(&self) -> Result<(MutexGuard<'_, bool>, Option<Instant>), Undelivered> {
-        let deadline = Instant::now().checked_add(self.write_timeout);
-        // Blocks at most while another thread writes to this socket, which
-        // is bounded by the write timeout.
-        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if !*writer || self.is_dropped() {
+    /// the lock was asked for.
+    fn writer(&self) -> Result<(MutexGuard<'_, WriteSide>, Instant), Undelivered> {
+        let deadline = Instant::now() + self.write_timeout;
+        let writer = self.lock();
+        if *writer == WriteSide::Closed || self.is_dropped() {
             return Err(Undelivered::Gone);
         }
         Ok((writer, deadline))
     }
 
+    /// The write lock. It blocks at most while another thread writes to
+    /// this socket, which the write timeout bounds. A poisoned lock is used
+    /// as it is: its state is one flag.
+    fn lock(&self) -> MutexGuard<'_, WriteSide> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Writes all of `bytes` before `deadline`, or drops the client.
-    fn write_or_drop(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<(), Undelivered> {
-        write_before(&self.stream, bytes, deadline, self.write_timeout).map_err(|error| {
-            self.drop_client();
-            Undelivered::Dropped(error)
+    fn write_or_drop(
+        &self,
+        writer: &mut WriteSide,
+        bytes: &[u8],
+        deadline: Instant,
+    ) -> Result<(), Undelivered> {
+        write_before(&self.stream, bytes, deadline, self.write_timeout).map_err(|stopped| {
+            self.dropped.store(true, Ordering::Release);
+            self.shut(writer, Shutdown::Both); // which wakes its session
+            Undelivered::Dropped {
+                error: stopped.error,
+                written: stopped.written,
+            }
+        })
+    }
+
+    /// Closes the socket to writers and shuts it down `how`; the caller
+    /// holds the write lock (`writer`).
+    fn shut(&self, writer: &mut WriteSide, how: Shutdown) {
+        *writer = WriteSide::Closed;
+        let _ = self.stream.shutdown(how); // it may be closed already
+    }
+}
+
+/// Sets up a new client socket: TCP_NODELAY, since every line is a message
+/// someone waits for; and the write timeout, so that no write can block
+/// for ever.
+pub(crate) fn set_up(stream: &TcpStream, write_timeout: Duration) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(write_timeout))
+}
+
+/// The write lock, held by the accept loop while it starts the session's
+/// thread and writes the greeting.
+pub(crate) struct Greeting<'a> {
+    peer: &'a Peer,
+    writer: MutexGuard<'a, WriteSide>,
+}
+
+impl Greeting<'_> {
+    /// Writes `line` (`OK WELCOME`, or `ERR FULL` if no thread could be
+    /// started). The socket is new and its send buffer empty, so the line
+    /// goes straight in; the write timeout bounds it all the same.
+    pub(crate) fn write(mut self, line: &[u8]) -> io::Result<()> {
+        let deadline = Instant::now() + self.peer.write_timeout;
+        write_before(&self.peer.stream, line, deadline, self.peer.write_timeout).map_err(|stopped| {
+            self.peer.dropped.store(true, Ordering::Release);
+            self.peer.shut(&mut self.writer, Shutdown::Both);
+            stopped.error
         })
     }
 }
 
-/// Writes all of `bytes` to `stream` before `deadline` (`None`: a deadline
-/// too far away to compute, which the socket's own timeout still bounds),
-/// however slowly the peer reads. The socket's timeout alone would restart
-/// at each partial write, and a client reading one byte a second would keep
-/// its writers for ever.
+/// A write that stopped before its end.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub(crate) error: io::Error,
+    /// How many bytes were written before it stopped.
+    pub(crate) written: usize,
+}
+
+/// Writes all of `bytes` to `stream` before `deadline`, however slowly the
+/// peer reads. The socket's timeout alone would restart at each partial
+/// write, and a client reading one byte a second would keep its writers for
+/// ever.
 ///
 /// `timeout` is the timeout the socket is set to; it is shortened for the
 /// rest of a slow write, and set back after.
 pub(crate) fn write_before(
     mut stream: &TcpStream,
-    mut bytes: &[u8],
-    deadline: Option<Instant>,
+    bytes: &[u8],
+    deadline: Instant,
     timeout: Duration,
-) -> io::Result<()> {
+) -> Result<(), Stopped> {
+    let mut written = 0;
     let mut set = timeout;
     let result = loop {
-        if bytes.is_empty() {
+        let rest = &bytes[written..];
+        if rest.is_empty() {
             break Ok(());
         }
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Err(io::ErrorKind::TimedOut.into());
-            }
-            if left + WRITE_TIMEOUT_SLACK < set {
-                if let Err(e) = stream.set_write_timeout(Some(left)) {
-                    break Err(e);
-                }
-                set = left;
-            }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(io::ErrorKind::TimedOut.into());
         }
-        match stream.write(bytes) {
+        if left + WRITE_TIMEOUT_SLACK < set {
+            if let Err(e) = stream.set_write_timeout(Some(left)) {
+                break Err(e);
+            }
+            set = left;
+        }
+        // `Write` is implemented for `&TcpStream` too: the socket is shared
+        // by reference, and the write lock says who may write through it.
+        match stream.write(rest) {
             Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
+            Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // The socket's timeout fired: the deadline decides.
-            Err(e) if deadline.is_some() && is_timeout(&e) => {}
+            Err(e) if is_timeout(&e) => {}
             Err(e) => break Err(e),
         }
     };
-    if set != timeout {
-        stream.set_write_timeout(Some(timeout))?;
-    }
+    let restored = match set == timeout {
+        true => Ok(()),
+        false => stream.set_write_timeout(Some(timeout)),
+    };
     result
+        .and(restored)
+        .map_err(|error| Stopped { error, written })
 }
 
 /// True for the errors a socket read or write that hit its timeout gives:
@@ -244,8 +344,9 @@ pub(crate) mod testing {
     pub(crate) fn connected(id: ConnId, write_timeout: Duration) -> (Arc<Peer>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let peer = Peer::new(server, id, write_timeout).unwrap();
+        let (server, addr) = listener.accept().unwrap();
+        set_up(&server, write_timeout).unwrap();
+        let peer = Peer::new(server, id, addr, write_timeout);
         (Arc::new(peer), client)
     }
 }

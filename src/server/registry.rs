@@ -1,16 +1,18 @@
 //! The registry of connected users: who is logged in, under which name, and
-//! the connection ([`Peer`]) to reach them.
+//! the connection ([`Peer`]) to reach them (PROTOCOL.md, « Noms »).
 //!
-//! One `Mutex<HashMap<key, User>>` shared by every session thread. A session
-//! takes the lock to register a name, to look recipients up, to list names
-//! or to remove a name, and nothing else: **the lock is never held while
-//! writing to a socket.** If it were, one recipient that stops reading
-//! would hold the lock for the write timeout, and every other client (its
-//! `PING`, a newcomer's login, an unrelated pair's messages) would wait
-//! behind it, once per stuck recipient. Instead, a sender looks the
+//! One `Mutex<HashMap<key, User>>` shared by every session thread. The lock
+//! is taken inside this module only, by each method for a few map
+//! operations, and let go before the method returns: **it is never held
+//! while writing to a socket, nor for work that grows with the number of
+//! users or with a client's batch of lines.** If it were, one recipient
+//! that stops reading, or one client pipelining `LIST`s to a thousand
+//! users, would hold every other client (its `PING`, a newcomer's login,
+//! an unrelated pair's messages) behind it. Instead, a sender looks the
 //! recipient up, lets go of the map, and writes while holding only that
 //! recipient's own write lock (see [`crate::server::peer`], which also
-//! states the lock order).
+//! states the lock order); `LIST` copies the users out and sorts them
+//! after the lock is let go.
 //!
 //! A name is removed in one place, [`Registry::remove`]: when its session
 //! ends or leaves, when a write to it fails, or when the operator kicks it.
@@ -21,44 +23,107 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::peer::{ConnId, Peer};
 use crate::protocol::{Error, ErrorCode, name_key, shown};
 
-/// A logged-in user.
+/// A logged-in user, shared (`Arc`) by the registry and by whoever is
+/// delivering to it or listing it at the moment.
 #[derive(Debug)]
 pub(crate) struct User {
     /// The name as it was registered (shown by LIST, RECEIVE and `OK`).
     pub(crate) name: String,
+    /// Its registry key, [`name_key`] of the name: computed once.
+    pub(crate) key: String,
     /// The connection that registered it.
     pub(crate) peer: Arc<Peer>,
+}
+
+/// One entry of the map.
+#[derive(Debug)]
+struct Entry {
+    user: Arc<User>,
     /// False from `CONNECT` until its `OK CONNECT` is being written: the
     /// name is taken, but other users cannot see it or send to it yet, so
     /// that no `RECEIVE` reaches the client before its `OK CONNECT`.
     visible: bool,
 }
 
-/// The users, by [`name_key`] of their names.
-#[derive(Debug, Default)]
-pub(crate) struct Users(HashMap<String, User>);
+impl Entry {
+    /// Whether connection `asker` may see this user: everyone once it is
+    /// shown, and the user itself from its `CONNECT` on.
+    fn seen_by(&self, asker: ConnId) -> bool {
+        self.visible || self.user.peer.id == asker
+    }
+}
 
-/// The shared registry.
+/// The shared registry: the users, by [`name_key`] of their names.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    users: Mutex<Users>,
+    users: Mutex<HashMap<String, Entry>>,
 }
 
 impl Registry {
-    /// Takes the lock. A thread that panicked while holding it cannot have
-    /// left the map half-updated (every change is one `insert`, `remove`
-    /// or flag), so a poisoned lock is used as it is: one broken session
-    /// must not take the server down.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Users> {
-        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    /// `CONNECT`: registers `name` for `peer`, not yet visible to others
+    /// (see [`Registry::show`]), and returns the new user with the number
+    /// of users now registered; or `ERR NAME_TAKEN` if a user holds the
+    /// same name case-insensitively.
+    pub(crate) fn register(&self, name: &str, peer: &Arc<Peer>) -> Result<(Arc<User>, usize), Error> {
+        let key = name_key(name); // computed before the lock is taken
+        let mut users = self.lock();
+        if let Some(holder) = users.get(&key) {
+            return Err(Error::new(
+                ErrorCode::NameTaken,
+                format!("{} is already connected", holder.user.name),
+            ));
+        }
+        let user = Arc::new(User {
+            name: name.to_owned(),
+            key: key.clone(),
+            peer: Arc::clone(peer),
+        });
+        let entry = Entry {
+            user: Arc::clone(&user),
+            visible: false,
+        };
+        users.insert(key, entry);
+        Ok((user, users.len()))
     }
 
     /// Lets other users see the name under `key` registered by connection
     /// `id` (its `OK CONNECT` is about to be written).
     pub(crate) fn show(&self, key: &str, id: ConnId) {
-        if let Some(user) = self.lock().0.get_mut(key).filter(|u| u.peer.id == id) {
-            user.visible = true;
+        let mut users = self.lock();
+        if let Some(entry) = users.get_mut(key).filter(|e| e.user.peer.id == id) {
+            entry.visible = true;
         }
+    }
+
+    /// The user registered under `name`, case-insensitively, as connection
+    /// `asker` sees it; or `ERR NO_SUCH_USER`.
+    pub(crate) fn find(&self, name: &str, asker: ConnId) -> Result<Arc<User>, Error> {
+        let key = name_key(name); // computed before the lock is taken
+        let users = self.lock();
+        users
+            .get(&key)
+            .filter(|entry| entry.seen_by(asker))
+            .map(|entry| Arc::clone(&entry.user))
+            .ok_or_else(|| no_such_user(name))
+    }
+
+    /// The users as connection `asker` sees them, sorted case-insensitively
+    /// for a stable `LIST`. Under the lock, only pointers are copied; the
+    /// sort runs after it is let go.
+    pub(crate) fn list(&self, asker: ConnId) -> Vec<Arc<User>> {
+        let mut listed: Vec<Arc<User>> = {
+            let users = self.lock();
+            let mut listed = Vec::with_capacity(users.len());
+            listed.extend(
+                users
+                    .values()
+                    .filter(|entry| entry.seen_by(asker))
+                    .map(|entry| Arc::clone(&entry.user)),
+            );
+            listed
+        };
+        listed.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        listed
     }
 
     /// Removes the name under `key` if connection `id` still holds it, and
@@ -66,69 +131,37 @@ impl Registry {
     /// and a new connection may have taken the name since.)
     pub(crate) fn remove(&self, key: &str, id: ConnId) -> bool {
         let mut users = self.lock();
-        let holds = users.0.get(key).is_some_and(|user| user.peer.id == id);
+        let holds = users.get(key).is_some_and(|e| e.user.peer.id == id);
         if holds {
-            users.0.remove(key);
+            users.remove(key);
         }
         holds
     }
-}
 
-impl Users {
-    /// `CONNECT`: registers `name` for `peer`, not yet visible to others
-    /// (see [`Registry::show`]), and returns its key; or `ERR NAME_TAKEN`
-    /// if a user holds the same name case-insensitively.
-    pub(crate) fn register(&mut self, name: &str, peer: &Arc<Peer>) -> Result<String, Error> {
-        let key = name_key(name);
-        if let Some(holder) = self.0.get(&key) {
-            return Err(Error::new(
-                ErrorCode::NameTaken,
-                format!("{} is already connected", holder.name),
-            ));
-        }
-        let user = User {
-            name: name.to_owned(),
-            peer: Arc::clone(peer),
-            visible: false,
-        };
-        self.0.insert(key.clone(), user);
-        Ok(key)
+    /// The user who holds `name`, case-insensitively, whether or not the
+    /// others can see it yet (for the console's `kick NAME`).
+    pub(crate) fn holder(&self, name: &str) -> Option<Arc<User>> {
+        let key = name_key(name); // computed before the lock is taken
+        let users = self.lock();
+        users.get(&key).map(|entry| Arc::clone(&entry.user))
     }
 
-    /// The user registered under `name`, case-insensitively, with its key,
-    /// as connection `asker` sees it; or `ERR NO_SUCH_USER`.
-    pub(crate) fn find(&self, name: &str, asker: ConnId) -> Result<(&str, &User), Error> {
-        self.0
-            .get_key_value(&name_key(name))
-            .filter(|(_, user)| user.visible || user.peer.id == asker)
-            .map(|(key, user)| (key.as_str(), user))
-            .ok_or_else(|| no_such_user(name))
-    }
-
-    /// The registered names as connection `asker` sees them, sorted
-    /// case-insensitively for a stable LIST.
-    pub(crate) fn names(&self, asker: ConnId) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .0
+    /// The user of connection `id`, if it holds a name (for the console: a
+    /// scan of the map, which only the operator waits for).
+    pub(crate) fn user_of(&self, id: ConnId) -> Option<Arc<User>> {
+        let users = self.lock();
+        users
             .values()
-            .filter(|user| user.visible || user.peer.id == asker)
-            .map(|user| user.name.as_str())
-            .collect();
-        names.sort_by_cached_key(|name| name_key(name));
-        names
+            .find(|entry| entry.user.peer.id == id)
+            .map(|entry| Arc::clone(&entry.user))
     }
 
-    /// The name held by connection `id`, with its key, if it holds one.
-    pub(crate) fn name_of(&self, id: ConnId) -> Option<(&str, &str)> {
-        self.0
-            .iter()
-            .find(|(_, user)| user.peer.id == id)
-            .map(|(key, user)| (key.as_str(), user.name.as_str()))
-    }
-
-    /// How many users are logged in.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
+    /// Takes the lock. A thread that panicked while holding it cannot have
+    /// left the map half-updated (every change is one `insert`, `remove`
+    /// or flag), so a poisoned lock is used as it is: one broken session
+    /// must not take the server down.
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -150,14 +183,17 @@ mod tests {
         connected(id, Duration::from_secs(1)).0
     }
 
+    fn names(users: &[Arc<User>]) -> Vec<&str> {
+        users.iter().map(|user| user.name.as_str()).collect()
+    }
+
     #[test]
     fn names_are_unique_case_insensitively_and_kept_as_registered() {
         let registry = Registry::default();
         let (alice, other) = (peer(1), peer(2));
-        let mut users = registry.lock();
-        let key = users.register("Alice", &alice).unwrap();
-        assert_eq!(key, "alice");
-        let taken = users.register("ALICE", &other).unwrap_err();
+        let (user, count) = registry.register("Alice", &alice).unwrap();
+        assert_eq!((user.key.as_str(), user.name.as_str(), count), ("alice", "Alice", 1));
+        let taken = registry.register("ALICE", &other).unwrap_err();
         assert_eq!(taken.code, ErrorCode::NameTaken);
         assert_eq!(taken.reason, "Alice is already connected");
     }
@@ -166,39 +202,42 @@ mod tests {
     fn a_login_is_seen_by_others_only_once_shown() {
         let registry = Registry::default();
         let (alice, bob) = (peer(1), peer(2));
-        let key = registry.lock().register("Alice", &alice).unwrap();
-        {
-            let mut users = registry.lock();
-            assert_eq!(users.names(1), ["Alice"]);
-            assert!(users.find("alice", 1).is_ok());
-            assert!(users.names(2).is_empty());
-            let hidden = users.find("alice", 2).unwrap_err();
-            assert_eq!(hidden.code, ErrorCode::NoSuchUser);
-            // Taken all the same.
-            let taken = users.register("alice", &bob).unwrap_err();
-            assert_eq!(taken.code, ErrorCode::NameTaken);
+        let (user, _) = registry.register("Alice", &alice).unwrap();
+        assert_eq!(names(&registry.list(1)), ["Alice"]);
+        assert!(registry.find("alice", 1).is_ok());
+        assert!(registry.list(2).is_empty());
+        let hidden = registry.find("alice", 2).unwrap_err();
+        assert_eq!(hidden.code, ErrorCode::NoSuchUser);
+        // Taken all the same.
+        let taken = registry.register("alice", &bob).unwrap_err();
+        assert_eq!(taken.code, ErrorCode::NameTaken);
+        registry.show(&user.key, 1);
+        assert_eq!(names(&registry.list(2)), ["Alice"]);
+        let found = registry.find("ALICE", 2).unwrap();
+        assert_eq!((found.key.as_str(), found.name.as_str(), found.peer.id), ("alice", "Alice", 1));
+    }
+
+    #[test]
+    fn list_is_sorted_case_insensitively() {
+        let registry = Registry::default();
+        for (id, name) in [(1, "bob"), (2, "Alice"), (3, "Élodie"), (4, "carol")] {
+            let (user, _) = registry.register(name, &peer(id)).unwrap();
+            registry.show(&user.key, id);
         }
-        registry.show(&key, 1);
-        let users = registry.lock();
-        assert_eq!(users.names(2), ["Alice"]);
-        let (found, user) = users.find("ALICE", 2).unwrap();
-        assert_eq!(
-            (found, user.name.as_str(), user.peer.id),
-            ("alice", "Alice", 1)
-        );
+        assert_eq!(names(&registry.list(9)), ["Alice", "bob", "carol", "Élodie"]);
     }
 
     #[test]
     fn only_the_holder_removes_a_name() {
         let registry = Registry::default();
         let (old, new) = (peer(1), peer(2));
-        let key = registry.lock().register("bob", &old).unwrap();
-        assert!(registry.remove(&key, 1));
-        assert!(!registry.remove(&key, 1), "removed twice");
-        registry.lock().register("Bob", &new).unwrap();
+        let (user, _) = registry.register("bob", &old).unwrap();
+        assert!(registry.remove(&user.key, 1));
+        assert!(!registry.remove(&user.key, 1), "removed twice");
+        registry.register("Bob", &new).unwrap();
         // The old connection's late clean-up leaves the newcomer alone.
-        assert!(!registry.remove(&key, 1));
-        assert_eq!(registry.lock().name_of(2), Some(("bob", "Bob")));
-        assert_eq!(registry.lock().len(), 1);
+        assert!(!registry.remove(&user.key, 1));
+        assert_eq!(registry.user_of(2).map(|u| u.name.clone()).as_deref(), Some("Bob"));
+        assert!(registry.user_of(1).is_none());
     }
 }

@@ -17,16 +17,15 @@
 //! replies not yet delivered; lingering is what keeps them.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::framing::{Line, LineReader};
 use super::outbox::{Outbox, log_lines};
-use super::peer::{ConnId, Peer, Undelivered, is_timeout};
-use super::registry::Users;
-use super::slots::{LingerPlace, Slot};
+use super::peer::{Peer, Undelivered, is_timeout};
+use super::registry::User;
+use super::slots::{Lingering, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
 
 /// A read timeout that differs from what is left before the next deadline
@@ -86,27 +85,24 @@ struct Client {
     last_line: Instant,
     /// What the socket's read timeout is set to now.
     read_timeout: Option<Duration>,
-    /// Set once the last lines are written: this connection lingers in
-    /// this place (or in its slot, if no lingering place was free).
-    lingering: Option<Result<LingerPlace, Slot>>,
+    /// Set once the last lines are written: what this connection holds
+    /// while it lingers.
+    lingering: Option<Lingering>,
 }
 
-/// A registered name, removed from the registry when dropped.
+/// A registered name, removed from the registry when dropped (so a session
+/// that ends in any way, even by a panic, releases its name).
 struct Login {
-    name: String,
-    /// The name's registry key ([`protocol::name_key`]), computed once.
-    key: String,
+    user: Arc<User>,
     /// False until the registry shows the name to the other users, which
     /// happens when its `OK CONNECT` is written.
     shown: bool,
-    /// The connection that holds the name.
-    id: ConnId,
     shared: Arc<Shared>,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
-        self.shared.registry.remove(&self.key, self.id);
+        self.shared.registry.remove(&self.user.key, self.user.peer.id);
     }
 }
 
@@ -117,19 +113,9 @@ enum Flow {
 }
 
 impl Session {
-    /// The thread of a new connection that holds `slot`: sets its socket up
-    /// and serves it. (Done here rather than in the accept loop, so that
-    /// the connection's memory comes from this thread's allocator arena.)
-    pub(crate) fn start(stream: TcpStream, id: ConnId, slot: Slot, shared: Arc<Shared>) {
-        let peer = match Peer::new(stream, id, shared.config.write_timeout) {
-            Ok(peer) => Arc::new(peer),
-            Err(e) => {
-                return shared
-                    .log
-                    .event(format_args!("connection dropped at accept: {e}"));
-            }
-        };
-        slot.attach(&peer);
+    /// The thread of a new connection that holds `slot`, once the accept
+    /// loop has greeted it: serves it until it ends.
+    pub(crate) fn start(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) {
         shared.log.event(format_args!(
             "{} accepted ({}/{} connections)",
             peer.addr,
@@ -156,7 +142,7 @@ impl Session {
         }
     }
 
-    /// Greets the client and serves it until the connection ends; logs how.
+    /// Serves the client until the connection ends; logs how, and closes.
     pub(crate) fn run(mut self) {
         let end = self.serve();
         // The slot and the name are free before the client sees the close.
@@ -164,7 +150,8 @@ impl Session {
         self.client.login = None;
         self.log(&end);
         self.client.linger(); // after QUIT or a timeout
-        let _ = self.client.peer.stream().shutdown(Shutdown::Both); // closing anyway
+        // Under the write lock, after any line another thread is writing.
+        self.client.peer.close();
     }
 
     /// Says in the log how the session ended.
@@ -183,17 +170,12 @@ impl Session {
         }
     }
 
+    /// Reads and handles lines until the connection ends. (The greeting
+    /// was written by the accept loop.)
     fn serve(&mut self) -> End {
-        self.client.outbox.reply(&Reply::Welcome);
-        if let Err(end) = self.client.write_replies() {
-            return end;
-        }
         loop {
-            if self.client.peer.is_dropped() {
-                return End::Dropped;
-            }
             if self.lines.has_line() {
-                if let Flow::Stop(end) = self.handle_batch() {
+                if let Flow::Stop(end) = self.handle_lines() {
                     return end;
                 }
                 continue;
@@ -204,48 +186,48 @@ impl Session {
         }
     }
 
-    /// Handles every complete line already read, then delivers and writes
-    /// what they produced.
-    fn handle_batch(&mut self) -> Flow {
-        let shared = Arc::clone(&self.client.shared);
-        let mut flow = Flow::Continue;
-        let mut lines = 0;
-        {
-            // The registry lock is held while the lines are carried out
-            // (no I/O), and let go before anything is written.
-            let mut users = shared.registry.lock();
-            while let Some(line) = self.lines.next_line() {
-                lines += 1;
-                flow = self.client.handle_line(line, &mut users);
-                if let Flow::Stop(_) = flow {
-                    break; // lines after QUIT are never carried out
+    /// Handles, one by one, the complete lines that the last read brought
+    /// in, then delivers and writes what they produced. Nothing is held
+    /// from one line to the next but the outbox, which is written out
+    /// whenever it fills up.
+    fn handle_lines(&mut self) -> Flow {
+        let client = &mut self.client;
+        let mut handled = 0;
+        while let Some(line) = self.lines.next_line() {
+            if client.peer.is_dropped() {
+                return Flow::Stop(End::Dropped); // its lines are never carried out
+            }
+            handled += 1;
+            if let Flow::Stop(end) = client.handle_line(line) {
+                return Flow::Stop(client.end_here(end)); // lines after QUIT are ignored
+            }
+            if client.outbox.is_full() {
+                if let Err(end) = client.flush() {
+                    return Flow::Stop(end);
                 }
             }
         }
-        self.client.peer.saw_line(self.client.last_line);
-        let delivered = self.client.outbox.deliver(&self.client.peer, &shared);
-        if delivered == 1 && lines == 1 {
+        client.peer.saw_line(client.last_line);
+        let delivered = client.outbox.deliver(&client.peer, &client.shared);
+        if delivered == 1 && handled == 1 {
             // A lone message, whose recipient is most likely waiting for
             // it. On a single CPU (a teaching VM often has one), this thread
             // would go on to write the sender's reply before the recipient
             // gets to run; yielding once hands the CPU over first. A
-            // pipelining sender (many lines per batch) never yields, and
+            // pipelining sender (many lines per read) never yields, and
             // with a CPU to spare the call costs next to nothing.
             std::thread::yield_now();
         }
-        match flow {
-            Flow::Stop(end) => Flow::Stop(self.client.end_here(end)),
-            Flow::Continue => match self.client.write_replies() {
-                Ok(()) => Flow::Continue,
-                Err(end) => Flow::Stop(end),
-            },
+        match client.write_replies() {
+            Ok(()) => Flow::Continue,
+            Err(end) => Flow::Stop(end),
         }
     }
 }
 
 impl Client {
     /// Handles one line: at most one reply, as the contract says.
-    fn handle_line(&mut self, line: Line<'_>, users: &mut Users) -> Flow {
+    fn handle_line(&mut self, line: Line<'_>) -> Flow {
         self.last_line = Instant::now();
         let parsed = match line {
             Line::TooLong => {
@@ -259,7 +241,7 @@ impl Client {
                 protocol::parse(bytes, self.login.is_some())
             }
         };
-        match parsed.and_then(|command| self.execute(command, users)) {
+        match parsed.and_then(|command| self.execute(command)) {
             Ok(flow) => flow,
             Err(error) => {
                 self.outbox.reply(&Reply::Error(&error));
@@ -269,42 +251,48 @@ impl Client {
     }
 
     /// Carries out a parsed command (`None`: an empty line, no reply).
-    fn execute(&mut self, command: Option<Command<'_>>, users: &mut Users) -> Result<Flow, Error> {
+    /// Each registry call takes the registry lock for a few map operations
+    /// and lets it go before returning.
+    fn execute(&mut self, command: Option<Command<'_>>) -> Result<Flow, Error> {
         let Some(command) = command else {
             return Ok(Flow::Continue);
         };
         let me = self.peer.id;
+        let registry = &self.shared.registry;
         match command {
             Command::Connect(name) => {
-                let key = users.register(name, &self.peer)?;
-                self.login = Some(Login {
-                    name: name.to_owned(),
-                    key,
-                    shown: false,
-                    id: me,
-                    shared: Arc::clone(&self.shared),
-                });
+                // `parse` refuses a second CONNECT (ALREADY_CONNECTED), so
+                // no login is ever replaced here.
+                let (user, count) = registry.register(name, &self.peer)?;
                 self.shared.log.event(format_args!(
-                    "{} logged in as {name} ({} logged in)",
-                    self.peer.addr,
-                    users.len()
+                    "{} logged in as {name} ({count} logged in)",
+                    self.peer.addr
                 ));
                 self.label = name.to_owned();
                 self.outbox.reply(&Reply::Connected(name));
+                self.login = Some(Login {
+                    user,
+                    shown: false,
+                    shared: Arc::clone(&self.shared),
+                });
             }
             Command::Send { to, text } => {
-                let (key, user) = users.find(to, me)?;
-                let from = self.login.as_ref().map_or("", |login| login.name.as_str());
-                if user.peer.id == me {
+                let to = registry.find(to, me)?;
+                let from = self.login.as_ref().map_or("", |login| login.user.name.as_str());
+                if to.peer.id == me {
                     // To oneself: the same socket, so the RECEIVE line goes
                     // with the replies, in order, right before its OK.
                     self.outbox.reply(&Reply::Receive { from, text });
-                    self.outbox.reply(&Reply::Sent(&user.name));
+                    self.outbox.reply(&Reply::Sent(&to.name));
                 } else {
-                    self.outbox.send(key, user, from, text);
+                    self.outbox.send(&to, from, text);
                 }
             }
-            Command::List => self.outbox.reply(&Reply::List(&users.names(me))),
+            Command::List => {
+                let users = registry.list(me); // sorted, outside the lock
+                let names: Vec<&str> = users.iter().map(|user| user.name.as_str()).collect();
+                self.outbox.reply(&Reply::List(&names));
+            }
             Command::Ping => self.outbox.reply(&Reply::Pong),
             Command::Help => self.outbox.reply(&Reply::Help),
             Command::Quit => {
@@ -315,10 +303,18 @@ impl Client {
         Ok(Flow::Continue)
     }
 
-    /// Writes the replies of a batch (or the greeting). A login made in the
-    /// batch is shown to the other users under the write lock, right
-    /// before its `OK CONNECT` goes out: a message to the new name can only
-    /// be written after it.
+    /// Delivers the `RECEIVE` lines gathered so far, then writes the
+    /// replies: what a full outbox does before the next line is handled.
+    fn flush(&mut self) -> Result<(), End> {
+        self.peer.saw_line(self.last_line);
+        self.outbox.deliver(&self.peer, &self.shared);
+        self.write_replies()
+    }
+
+    /// Writes the replies gathered so far. A login made meanwhile is shown
+    /// to the other users under the write lock, right before its
+    /// `OK CONNECT` goes out: a message to the new name can only be
+    /// written after it.
     fn write_replies(&mut self) -> Result<(), End> {
         let replies = self.outbox.replies();
         if replies.is_empty() {
@@ -328,7 +324,8 @@ impl Client {
         let unshown = self.login.as_mut().filter(|login| !login.shown);
         let written = self.peer.reply(replies, || {
             if let Some(login) = unshown {
-                login.shared.registry.show(&login.key, login.id);
+                let user = &login.user;
+                login.shared.registry.show(&user.key, user.peer.id);
                 login.shown = true;
             }
         });
@@ -339,7 +336,7 @@ impl Client {
     /// How the session ends when its own write did not happen.
     fn failed(&self, why: Undelivered) -> End {
         match why {
-            Undelivered::Dropped(error) => End::Failed(error),
+            Undelivered::Dropped { error, .. } => End::Failed(error),
             Undelivered::Gone => End::Dropped,
         }
     }
@@ -351,14 +348,20 @@ impl Client {
     /// The deadlines move only with complete lines, never with single
     /// bytes: a client dribbling a byte at a time cannot keep its slot.
     fn read_more(&mut self, lines: &mut LineReader) -> Result<(), End> {
-        let left = match self.deadline() {
+        if self.peer.is_dropped() {
+            return Err(End::Dropped);
+        }
+        let (deadline, which) = self.deadline();
+        let left = match deadline {
             None => None,
-            Some((deadline, which)) => match deadline.checked_duration_since(Instant::now()) {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
                 _ => return Err(self.time_out(which)),
             },
         };
         self.set_read_timeout(left).map_err(End::Failed)?;
+        // `Read` is implemented for `&TcpStream`: the session reads through
+        // the same shared socket that other threads write to.
         match lines.fill(&mut self.peer.stream()) {
             Ok(0) if self.peer.is_dropped() => Err(End::Dropped),
             Ok(0) => Err(End::Closed),
@@ -386,17 +389,21 @@ impl Client {
     }
 
     /// The nearest of the login deadline (until `CONNECT` succeeds) and the
-    /// idle deadline, if any applies.
-    fn deadline(&self) -> Option<(Instant, Timeout)> {
+    /// idle deadline, and which one it is; no deadline if neither applies
+    /// (PROTOCOL.md, « Connexions et délais »). The timeouts are bounded
+    /// ([`super::config::LONGEST_TIMEOUT`]), so these sums cannot overflow.
+    fn deadline(&self) -> (Option<Instant>, Timeout) {
         let config = &self.shared.config;
-        let after =
-            |start: Instant, timeout: Option<Duration>| timeout.and_then(|t| start.checked_add(t));
-        let login = match self.login {
-            None => after(self.peer.accepted, config.login_timeout).map(|at| (at, Timeout::Login)),
-            Some(_) => None,
+        let login = match (&self.login, config.login_timeout) {
+            (None, Some(timeout)) => Some(self.peer.accepted + timeout),
+            _ => None,
         };
-        let idle = after(self.last_line, config.idle_timeout).map(|at| (at, Timeout::Idle));
-        login.into_iter().chain(idle).min_by_key(|(at, _)| *at)
+        let idle = config.idle_timeout.map(|timeout| self.last_line + timeout);
+        match (login, idle) {
+            (Some(login), Some(idle)) if idle < login => (Some(idle), Timeout::Idle),
+            (Some(login), _) => (Some(login), Timeout::Login),
+            (None, idle) => (idle, Timeout::Idle),
+        }
     }
 
     /// `ERR TIMEOUT <reason>`, then the end of the connection.
@@ -412,18 +419,20 @@ impl Client {
     }
 
     /// Ends the connection after `QUIT` or a timeout, as the module doc
-    /// says: the name and the slot first, then the last lines and the end
-    /// of stream, then the lingering.
+    /// says: the messages already sent are delivered; then the name and the
+    /// slot are freed; then the last lines and the end of stream are
+    /// written; then the session lingers.
     fn end_here(&mut self, end: End) -> End {
+        self.outbox.deliver(&self.peer, &self.shared);
         self.login = None; // `Login`'s drop releases the name
-        let place = self.slot.take().map(Slot::linger);
+        let lingering = self.slot.take().map(Slot::linger);
         let replies = self.outbox.replies();
         log_lines(&self.shared.log, &self.label, replies);
         let written = self.peer.reply_last(replies);
         self.outbox.clear();
         match written {
             Ok(()) => {
-                self.lingering = place;
+                self.lingering = lingering;
                 end
             }
             Err(why) => self.failed(why),
@@ -436,12 +445,11 @@ impl Client {
     fn linger(&mut self) {
         // Held until the end of the lingering: a lingering place, or the
         // slot itself if none was free.
-        let Some(_place) = self.lingering.take() else {
+        let Some(_held) = self.lingering.take() else {
             return;
         };
-        let Some(deadline) = Instant::now().checked_add(self.shared.config.write_timeout) else {
-            return; // a write timeout too far away to wait for
-        };
+        // The write timeout is bounded, so this cannot overflow.
+        let deadline = Instant::now() + self.shared.config.write_timeout;
         let mut sink = [0; LINGER_READ_BYTES];
         let mut stream = self.peer.stream();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {

@@ -57,10 +57,22 @@ pub(crate) struct Slot {
     id: ConnId,
 }
 
-/// One of the `max` places for a connection that lingers without a slot;
+/// One of the places for a connection that lingers without a slot;
 /// dropping it frees the place.
 #[derive(Debug)]
 pub(crate) struct LingerPlace(Arc<Slots>);
+
+/// What a connection that lingers holds until it is closed. (Held for its
+/// `Drop` alone, which gives the place or the slot back: nothing reads it.)
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(crate) enum Lingering {
+    /// A lingering place: its slot is free for a newcomer.
+    InPlace(LingerPlace),
+    /// Every lingering place was taken: it lingers in its own slot, which
+    /// stays taken (for at most the write timeout).
+    InSlot(Slot),
+}
 
 impl Slots {
     pub(crate) fn new(max: usize) -> Arc<Slots> {
@@ -126,8 +138,8 @@ impl Slot {
     }
 
     /// The connection has ended but its thread will linger: gives the slot
-    /// back if a lingering place is free (`Ok`), or keeps it (`Err`).
-    pub(crate) fn linger(self) -> Result<LingerPlace, Slot> {
+    /// back if a lingering place is free, or keeps it.
+    pub(crate) fn linger(self) -> Lingering {
         let slots = &self.slots;
         let place = slots
             .lingering
@@ -135,8 +147,8 @@ impl Slot {
                 (n < slots.linger_places).then_some(n + 1)
             });
         match place {
-            Ok(_) => Ok(LingerPlace(Arc::clone(&self.slots))), // `self` drops here
-            Err(_) => Err(self),
+            Ok(_) => Lingering::InPlace(LingerPlace(Arc::clone(&self.slots))), // `self` drops here
+            Err(_) => Lingering::InSlot(self),
         }
     }
 }
@@ -189,16 +201,19 @@ mod tests {
     #[test]
     fn lingering_frees_the_slot_up_to_the_number_of_lingering_places() {
         let slots = Slots::new(1);
-        let places: Vec<LingerPlace> = (0..MIN_LINGER_PLACES as ConnId)
-            .map(|id| slots.take(id).unwrap().linger().unwrap())
+        let places: Vec<Lingering> = (0..MIN_LINGER_PLACES as ConnId)
+            .map(|id| slots.take(id).unwrap().linger())
             .collect();
+        assert!(places.iter().all(|p| matches!(p, Lingering::InPlace(_))));
         assert_eq!(slots.count(), 0, "a lingering connection holds no slot");
         // Every lingering place is taken: the next one keeps its slot.
-        let kept = slots.take(100).unwrap().linger().unwrap_err();
+        let kept = slots.take(100).unwrap().linger();
+        assert!(matches!(kept, Lingering::InSlot(_)));
         assert!(slots.take(101).is_none());
         drop(kept);
         drop(places);
-        assert!(slots.take(101).unwrap().linger().is_ok());
+        let again = slots.take(101).unwrap().linger();
+        assert!(matches!(again, Lingering::InPlace(_)));
         // With more slots than that, as many places as slots.
         assert_eq!(Slots::new(100).linger_places, 100);
     }
