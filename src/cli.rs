@@ -70,6 +70,8 @@ Server options:
   --login-timeout SECS    close connections that have not logged in after SECS, 0 for never [default: {login}]
   --idle-timeout SECS     close connections silent for SECS, 0 for never [default: {idle}]
   --write-timeout SECS    drop clients that do not read a line within SECS, at least 1 [default: {write}]
+                          (SECS: whole seconds, up to 18446744073709551615; more than
+                          100 years counts as 100 years)
   --verbose               log every line in and out
   --help                  print this help
   --version               print the version
@@ -252,7 +254,7 @@ fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
             }
             "--write-timeout" => {
                 let secs = at_least_one(&flag, &args.value(&flag, inline)?)?;
-                config.write_timeout = Duration::from_secs(secs as u64);
+                config.write_timeout = Duration::from_secs(secs);
             }
             _ => return Err(unknown(&flag)),
         }
@@ -401,10 +403,14 @@ fn parse_value<T: std::str::FromStr>(
     })
 }
 
-fn at_least_one(flag: &str, value: &str) -> Result<usize, UsageError> {
-    match parse_value(flag, value, "a whole number, at least 1")? {
-        0 => Err(UsageError(format!("{flag}: must be at least 1"))),
-        n => Ok(n),
+fn at_least_one<N: std::str::FromStr + PartialEq + From<u8>>(
+    flag: &str,
+    value: &str,
+) -> Result<N, UsageError> {
+    let n: N = parse_value(flag, value, "a whole number, at least 1")?;
+    match n == N::from(0) {
+        true => Err(UsageError(format!("{flag}: must be at least 1"))),
+        false => Ok(n),
     }
 }
 
@@ -486,6 +492,24 @@ mod tests {
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(config.write_timeout, Duration::from_secs(3));
         assert!(config.verbose);
+    }
+
+    #[test]
+    fn every_timeout_accepts_the_largest_number_of_seconds() {
+        let max = u64::MAX.to_string();
+        let config = serve(&[
+            "--login-timeout",
+            &max,
+            "--idle-timeout",
+            &max,
+            "--write-timeout",
+            &max,
+        ]);
+        let huge = Duration::from_secs(u64::MAX);
+        assert_eq!(config.login_timeout, Some(huge));
+        assert_eq!(config.idle_timeout, Some(huge));
+        assert_eq!(config.write_timeout, huge);
+        assert!(error(&["--write-timeout", "18446744073709551616"]).contains("invalid value"));
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn a_dropped_client_cannot_speak_under_its_released_name() {
     for together in [true, false] {
         let rita = Client::login(server, "rita");
         let mut to_rita = Client::login(server, "frita");
-        let to_rita_owed = fill_until_blocked(&mut to_rita, "rita");
+        let (_, to_rita_owed) = to_rita.fill_until_blocked("rita");
         let mut bob = Client::login(server, "bob");
         if together {
             bob.send_raw(b"SEND rita hi\nSEND dra I am bob\n");
@@ -310,52 +310,13 @@ fn a_dropped_client_cannot_speak_under_its_released_name() {
     );
 }
 
-/// Floods `target`, which does not read, with pipelined 100-character
-/// messages from `sender` until the replies stop: the server is then
-/// blocked writing to `target`, whose socket is full. Returns how many
-/// replies are still owed (once `target` is dropped, `OK SEND` for the
-/// lines its socket took whole, `ERR NO_SUCH_USER` for the others).
-#[cfg(target_os = "linux")]
-fn fill_until_blocked(sender: &mut Client, target: &str) -> usize {
-    const CHUNK: usize = 100;
-    let batch = format!("SEND {target} {}\n", long_text()).repeat(CHUNK);
-    set_read_timeout(sender, Duration::from_millis(300));
-    let started = Instant::now();
-    let mut owed = 0;
-    'filling: loop {
-        assert!(started.elapsed() < Duration::from_secs(30), "never filled");
-        sender.send_raw(batch.as_bytes());
-        owed += CHUNK;
-        while owed > 0 {
-            let mut line = String::new();
-            match std::io::BufRead::read_line(&mut sender.reader, &mut line) {
-                Ok(_) if line == format!("OK SEND {target}\r\n") => owed -= 1,
-                Ok(_) => panic!("unexpected {line:?}"),
-                Err(_) => break 'filling, // slow: a write to the target is under way
-            }
-        }
-    }
-    set_read_timeout(sender, common::READ_TIMEOUT);
-    owed
-}
-
 /// Reads the `owed` replies to messages for `target`, whose write stopped
 /// part-way: the lines written whole got `OK SEND` (in order, first), the
 /// others `ERR NO_SUCH_USER`; at least one is retracted.
 #[cfg(target_os = "linux")]
 fn expect_written_then_retracted(sender: &mut Client, target: &str, owed: usize) {
-    let ok = format!("OK SEND {target}");
-    let mut retracted = 0;
-    for _ in 0..owed {
-        let line = sender.line();
-        if line.starts_with("ERR NO_SUCH_USER ") {
-            retracted += 1;
-        } else {
-            assert_eq!(line, ok, "after {retracted} retracted");
-            assert_eq!(retracted, 0, "an OK SEND after a retracted line");
-        }
-    }
-    assert!(retracted > 0, "nothing was retracted");
+    let written = sender.read_owed_replies(target, owed);
+    assert!(written < owed, "nothing was retracted");
 }
 
 fn set_read_timeout(client: &Client, timeout: Duration) {

@@ -121,9 +121,10 @@ fn junk_after_quit_holds_nothing_and_ends_within_the_write_timeout() {
 #[test]
 fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
     const LINGER_PLACES: usize = 32;
+    let write_timeout = Duration::from_secs(3);
     let server = start(Config {
         max_connections: 1,
-        write_timeout: Duration::from_secs(3),
+        write_timeout,
         ..config()
     });
     // Leavers that keep their connections open: each lingers. With one
@@ -138,10 +139,89 @@ fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
     // No lingering place left: this one lingers in its slot.
     let mut last = Client::connect(server);
     last.ask("QUIT", "OK QUIT");
+    let quit = Instant::now();
     Client::connect_raw(server).expect_prefix("ERR FULL ");
     // Once a lingering connection ends (within the write timeout), there
     // is room again.
     let mut next = connect_when_free(server);
+    let waited = quit.elapsed();
+    assert!(waited < write_timeout + Duration::from_secs(1), "{waited:?}");
     next.ask("CONNECT next", "OK CONNECT next");
     drop((leavers, last));
+}
+
+/// A client shuts down its write side (as `nc -N` does once its input
+/// ends) while another user's messages to it are blocked half-way through
+/// a line, its buffers full. Its end of stream must close the connection
+/// without cutting that line: once it reads again, it gets only whole
+/// lines, then the end of stream; and the sender gets `OK SEND` for
+/// exactly the messages the client read, and `ERR NO_SUCH_USER` for the
+/// others. Six rounds, each with a write blocked at some other byte.
+/// (Closing without the write lock fails a round in about one run of four:
+/// a `RECEIVE` cut in the middle, then the end of stream.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_half_closing_client_gets_whole_lines_and_its_sender_exact_replies() {
+    let server = start(config());
+    for round in 0..6 {
+        let target = format!("half{round}");
+        let mut client = Client::login(server, &target);
+        let mut sender = Client::login(server, &format!("sender{round}"));
+        let (acknowledged, owed) = sender.fill_until_blocked(&target);
+        client.writer.shutdown(std::net::Shutdown::Write).unwrap();
+        // The attack's timing, not a synchronisation: the server sees the
+        // end of stream while its write to the client is blocked.
+        thread::sleep(Duration::from_millis(50));
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut client.reader, &mut read).expect("a clean end");
+        let read = String::from_utf8(read).expect("UTF-8");
+        let tail = &read[read.len().saturating_sub(60)..];
+        assert!(read.ends_with("\r\n"), "round {round}: a cut line: {tail:?}");
+        let line = format!("RECEIVE sender{round} {}", "z".repeat(100));
+        let received = read
+            .split_terminator("\r\n")
+            .inspect(|l| assert_eq!(*l, line))
+            .count();
+        let written = sender.read_owed_replies(&target, owed);
+        assert_eq!(
+            acknowledged + written,
+            received,
+            "round {round}: {} OK SEND for {received} lines read",
+            acknowledged + written
+        );
+    }
+}
+
+/// Every timeout set to the largest number of seconds the command line
+/// takes: no deadline overflows. The end of a connection still delivers
+/// every reply, then `OK QUIT`, then a clean end of stream, however late
+/// a line comes after `QUIT`; nothing times out meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_largest_timeouts_keep_every_guarantee() {
+    const PINGS: usize = 5000;
+    let huge = Duration::from_secs(u64::MAX);
+    let server = start(Config {
+        login_timeout: Some(huge),
+        idle_timeout: Some(huge),
+        write_timeout: huge,
+        ..config()
+    });
+    let mut waiting = Client::connect(server); // not logged in, not timed out
+    let mut client = Client::login(server, "forever");
+    common::shrink_receive_buffer(&client.writer, 8192);
+    let mut batch = "PING\n".repeat(PINGS);
+    batch.push_str("QUIT\n");
+    client.send_raw(batch.as_bytes());
+    // The attack's timing, not a synchronisation: the late line comes
+    // while the replies are still queued.
+    thread::sleep(Duration::from_millis(100));
+    client.send("PING");
+    for i in 0..PINGS {
+        assert_eq!(client.line(), "OK PING", "reply {i}");
+    }
+    client.expect("OK QUIT");
+    client.expect_clean_end();
+    waiting.sync();
+    waiting.ask("CONNECT forever", "OK CONNECT forever");
 }

@@ -256,6 +256,90 @@ fn is_out_of_resources(e: &io::Error) -> bool {
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::{self, Sender};
+
+    /// A log whose writes reach the test through a channel.
+    struct Kept(Sender<String>);
+
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Spawns that fail, one in two: a process short of threads.
+    static SPAWNS: AtomicUsize = AtomicUsize::new(0);
+
+    fn every_other_spawn_fails(
+        builder: thread::Builder,
+        session: Box<dyn FnOnce() + Send>,
+    ) -> io::Result<()> {
+        match SPAWNS.fetch_add(1, Ordering::Relaxed) % 2 {
+            0 => Err(io::Error::new(io::ErrorKind::OutOfMemory, "no thread")),
+            _ => spawn_thread(builder, session),
+        }
+    }
+
+    /// A connection the server cannot start a thread for is refused with
+    /// `ERR FULL`, closed at once, and logged; its slot is free again. No
+    /// connection is ever closed without a line.
+    #[test]
+    fn a_connection_without_a_thread_is_refused_with_err_full() {
+        let config = Config {
+            bind: [127, 0, 0, 1].into(),
+            port: 0,
+            max_connections: 2,
+            ..Config::default()
+        };
+        let (log, logged) = mpsc::channel();
+        let mut server = Server::bind_with_log(config, Kept(log)).unwrap();
+        server.spawn = every_other_spawn_fails;
+        let address = server.local_addr().unwrap();
+        let shared = Arc::clone(&server.shared);
+        thread::spawn(move || server.run());
+        let first_line = |stream: TcpStream| {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            (line, reader)
+        };
+        let no_thread = "ERR FULL server out of resources (threads or memory), try again later\r\n";
+        let mut served = Vec::new();
+        // One spawn in two fails: refused, served, refused, served.
+        for expected_welcome in [false, true, false, true] {
+            let (line, mut reader) = first_line(TcpStream::connect(address).unwrap());
+            if expected_welcome {
+                assert!(line.starts_with("OK WELCOME "), "{line:?}");
+                served.push(reader); // keeps its slot
+            } else {
+                assert_eq!(line, no_thread);
+                let mut rest = Vec::new();
+                reader.read_to_end(&mut rest).unwrap();
+                assert!(rest.is_empty(), "closed at once: {rest:?}");
+            }
+        }
+        // The refused connections kept no slot: two served fill the two.
+        assert_eq!(shared.slots.count(), 2);
+        let (line, _) = first_line(TcpStream::connect(address).unwrap());
+        assert_eq!(line, "ERR FULL server full (2 connections), try again later\r\n");
+        let mut refusals = 0;
+        while refusals < 2 {
+            let line = logged.recv_timeout(Duration::from_secs(5)).unwrap();
+            refusals += usize::from(line.contains("refused: no thread for it (no thread)"));
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod testing {
     use super::*;
 

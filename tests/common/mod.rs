@@ -157,6 +157,57 @@ impl Client {
         self.expect("OK PING");
     }
 
+    /// Floods `target`, which does not read, with pipelined 100-character
+    /// messages until the replies stop: the server is then blocked writing
+    /// to `target`, whose socket is full. Returns how many messages got
+    /// `OK SEND` so far, and how many replies are still owed (once
+    /// `target` is dropped or reads again, `OK SEND` for the lines its
+    /// socket took whole, `ERR NO_SUCH_USER` for the others).
+    pub fn fill_until_blocked(&mut self, target: &str) -> (usize, usize) {
+        const CHUNK: usize = 100;
+        let batch = format!("SEND {target} {}\n", "z".repeat(100)).repeat(CHUNK);
+        let ok = format!("OK SEND {target}\r\n");
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let started = Instant::now();
+        let (mut acknowledged, mut owed) = (0, 0);
+        'filling: loop {
+            assert!(started.elapsed() < Duration::from_secs(30), "never filled");
+            self.send_raw(batch.as_bytes());
+            owed += CHUNK;
+            while owed > 0 {
+                let mut line = String::new();
+                match self.reader.read_line(&mut line) {
+                    Ok(_) if line == ok => (acknowledged, owed) = (acknowledged + 1, owed - 1),
+                    Ok(_) => panic!("unexpected {line:?}"),
+                    Err(_) => break 'filling, // slow: a write to the target is under way
+                }
+            }
+        }
+        self.reader.get_ref().set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        (acknowledged, owed)
+    }
+
+    /// Reads `owed` replies to messages for `target`: first `OK SEND` for
+    /// those written whole, then `ERR NO_SUCH_USER` for the others (never
+    /// the other way round). Returns how many were written.
+    pub fn read_owed_replies(&mut self, target: &str, owed: usize) -> usize {
+        let ok = format!("OK SEND {target}");
+        let mut written = 0;
+        for i in 0..owed {
+            let line = self.line();
+            if line == ok {
+                assert_eq!(written, i, "an OK SEND after a retracted line");
+                written += 1;
+            } else {
+                assert!(line.starts_with("ERR NO_SUCH_USER "), "unexpected {line:?}");
+            }
+        }
+        written
+    }
+
     /// Leaves cleanly: shuts down writing, then waits for the server to
     /// close. Once this returns, the server has released the slot and name.
     pub fn hang_up(mut self) {
