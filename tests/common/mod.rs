@@ -239,6 +239,33 @@ pub fn connect_when_free(address: SocketAddr) -> Client {
     }
 }
 
+/// Logs in `count` users named `<prefix>` and a number, zero-padded to
+/// 16 characters (the longest names, so that `LIST` replies are as long
+/// as they can be). Connects them in waves under the listen backlog,
+/// each sending its `CONNECT` without waiting for the greeting, and
+/// returns their connections once every one has read `OK CONNECT`.
+pub fn log_in_many(address: SocketAddr, prefix: &str, count: usize) -> Vec<Client> {
+    const WAVE: usize = 100;
+    let width = 16 - prefix.len();
+    let mut users = Vec::with_capacity(count);
+    for wave in (0..count).step_by(WAVE) {
+        let mut opened: Vec<(Client, String)> = (wave..count.min(wave + WAVE))
+            .map(|i| {
+                let name = format!("{prefix}{i:0width$}");
+                let mut client = Client::connect_raw(address);
+                client.send(&format!("CONNECT {name}"));
+                (client, name)
+            })
+            .collect();
+        for (client, name) in &mut opened {
+            client.expect(WELCOME);
+            client.expect(&format!("OK CONNECT {name}"));
+        }
+        users.extend(opened.into_iter().map(|(client, _)| client));
+    }
+    users
+}
+
 /// Sets SO_LINGER to 0 so that dropping `stream` resets the connection
 /// (RST) instead of closing it (FIN). Linux only; std has no API for it.
 #[cfg(target_os = "linux")]
