@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use minichat::{Config, Server};
 
+#[cfg(target_os = "linux")]
+pub mod terminal;
+
 /// How long a test waits for a line it expects before failing.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
