@@ -259,3 +259,48 @@ fn without_keepalive_a_listener_times_out() {
         "{stdout}"
     );
 }
+
+/// The server's close ends the client at once, while its input stays open,
+/// whether that input is a terminal or a pipe: the same message and the
+/// same exit code in both modes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_timed_out_client_ends_at_once_whatever_its_input() {
+    use common::terminal::Terminal;
+    let server = start(Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..config()
+    });
+    let flags = ["--keepalive", "0"];
+    let (mut terminal, keyboard) = Terminal::open();
+    let typed = Command::cargo_bin("minichat")
+        .unwrap()
+        .arg("connect")
+        .arg(server.to_string())
+        .args(flags)
+        .stdin(keyboard)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    terminal.type_keys(b"CONNECT tty\n");
+    let mut piped = connect_listening(server, &flags, "CONNECT pipe\n");
+    let pipe = piped.stdin.take(); // stays open
+    let limit = Duration::from_secs(5);
+    for (name, client) in [("tty", typed), ("pipe", piped)] {
+        let (code, stdout, stderr) = common::finish_within(client, limit);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert!(
+            stdout.ends_with(&format!(
+                "* logged in as {name}\nerror TIMEOUT: no complete line for 1 s\n"
+            )),
+            "{name}: {stdout}"
+        );
+        assert_eq!(
+            stderr.lines().last(),
+            Some("minichat: the server closed the connection after ERR TIMEOUT"),
+            "{name}: {stderr}"
+        );
+    }
+    drop((terminal, pipe)); // open until both clients had ended
+}

@@ -5,9 +5,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
+
+use assert_cmd::cargo::CommandCargoExt;
 
 use common::{Client, Pair, READ_TIMEOUT};
 
@@ -233,4 +235,28 @@ fn on_a_terminal_the_end_of_the_console_is_logged_after_the_first_line() {
         server.child.try_wait().unwrap().is_none(),
         "the server exited"
     );
+}
+
+/// `minichat connect` ends as soon as the server closes its connection,
+/// though its input (a pipe that a script keeps open) has not ended.
+#[test]
+fn a_kicked_minichat_connect_ends_though_its_input_stays_open() {
+    let mut server = Operated::start(&[]);
+    let mut client = Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["connect", &server.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(b"CONNECT ear\n").unwrap();
+    server.logged("logged in as ear");
+    server.ask("kick ear", |_| true);
+    let (code, stdout, stderr) = common::finish_within(client, READ_TIMEOUT);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "minichat: the server closed the connection\n");
+    assert!(stdout.ends_with("* logged in as ear\n"), "{stdout}");
+    drop(input); // open until the client had ended
 }

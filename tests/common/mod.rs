@@ -493,3 +493,23 @@ pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(10)); // a poll interval
     }
 }
+
+/// Waits for `child` to exit, for at most `limit` (past it, kills it and
+/// fails the test); returns its exit code, stdout and stderr (which must
+/// be pipes).
+pub fn finish_within(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (Option<i32>, String, String) {
+    if !poll_until(limit, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the process did not end within {limit:?}");
+    }
+    let output = child.wait_with_output().expect("the output of the process");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
