@@ -5,11 +5,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
-
-use assert_cmd::cargo::CommandCargoExt;
 
 use common::{Client, Pair, READ_TIMEOUT};
 
@@ -242,14 +240,7 @@ fn on_a_terminal_the_end_of_the_console_is_logged_after_the_first_line() {
 #[test]
 fn a_kicked_minichat_connect_ends_though_its_input_stays_open() {
     let mut server = Operated::start(&[]);
-    let mut client = Command::cargo_bin("minichat")
-        .unwrap()
-        .args(["connect", &server.addr.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = common::spawn_connect(server.addr, &[], Stdio::piped());
     let mut input = client.stdin.take().unwrap();
     input.write_all(b"CONNECT ear\n").unwrap();
     server.logged("logged in as ear");

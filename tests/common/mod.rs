@@ -494,6 +494,27 @@ pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Starts `minichat connect <address> <flags>` with `stdin` as its
+/// standard input, and its stdout and stderr piped.
+pub fn spawn_connect(
+    address: SocketAddr,
+    flags: &[&str],
+    stdin: std::process::Stdio,
+) -> std::process::Child {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    Command::cargo_bin("minichat")
+        .expect("the minichat binary")
+        .arg("connect")
+        .arg(address.to_string())
+        .args(flags)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start minichat connect")
+}
+
 /// Waits for `child` to exit, for at most `limit` (past it, kills it and
 /// fails the test); returns its exit code, stdout and stderr (which must
 /// be pipes).
