@@ -445,8 +445,13 @@ pub fn start_binary(
     let addr = first
         .strip_prefix("minichat: listening on ")
         .and_then(|rest| rest.split(' ').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
+        .and_then(|addr| addr.parse().ok());
+    let Some(addr) = addr else {
+        // Not left running after the test.
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("unexpected first line on stderr: {first:?}");
+    };
     (child, addr, stderr)
 }
 
