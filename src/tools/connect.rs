@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | reader | the socket: prints each line as it arrives | a reply came; the connection ended |
 //! | input | standard input, one line at a time, when asked | a line; the input ended |
-//! | main | the other two ([`Event`]): sends each line, decides the end | |
+//! | main | the other two (`Event`): sends each line, decides the end | |
 //! | keepalive | a clock | |
 //!
 //! By default lines are rendered for people (`RECEIVE alice Salut` shows as
