@@ -6,11 +6,9 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use assert_cmd::cargo::CommandCargoExt;
 
 use common::{Client, config, start, start_default};
 use minichat::Config;
@@ -80,16 +78,8 @@ OK QUIT
 #[test]
 fn messages_from_others_are_shown_as_they_arrive() {
     let server = start_default();
-    let mut child = Command::cargo_bin("minichat")
-        .unwrap()
-        .args(["connect", &server.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = connect_listening(server, &[], "CONNECT bob\n");
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"CONNECT bob\n").unwrap();
     let mut alice = Client::login(server, "alice");
     let deadline = Instant::now() + common::READ_TIMEOUT;
     while !alice.ask("LIST", "OK LIST").contains(" bob") {
@@ -181,16 +171,7 @@ minichat: end of input, connection closed
 /// Runs `minichat connect <address> <flags>` with a stdin pipe the test
 /// keeps open, and `first` written to it.
 fn connect_listening(address: SocketAddr, flags: &[&str], first: &str) -> std::process::Child {
-    let mut child = Command::cargo_bin("minichat")
-        .unwrap()
-        .arg("connect")
-        .arg(address.to_string())
-        .args(flags)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_connect(address, flags, Stdio::piped());
     child
         .stdin
         .as_mut()
@@ -258,4 +239,40 @@ fn without_keepalive_a_listener_times_out() {
         stdout.ends_with("error TIMEOUT: no complete line for 1 s\n"),
         "{stdout}"
     );
+}
+
+/// The server's close ends the client at once, while its input stays open,
+/// whether that input is a terminal or a pipe: the same message and the
+/// same exit code in both modes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_timed_out_client_ends_at_once_whatever_its_input() {
+    use common::terminal::Terminal;
+    let server = start(Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..config()
+    });
+    let flags = ["--keepalive", "0"];
+    let (mut terminal, keyboard) = Terminal::open();
+    let typed = common::spawn_connect(server, &flags, keyboard);
+    terminal.type_keys(b"CONNECT tty\n");
+    let mut piped = connect_listening(server, &flags, "CONNECT pipe\n");
+    let pipe = piped.stdin.take(); // stays open
+    let limit = Duration::from_secs(5);
+    for (name, client) in [("tty", typed), ("pipe", piped)] {
+        let (code, stdout, stderr) = common::finish_within(client, limit);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert!(
+            stdout.ends_with(&format!(
+                "* logged in as {name}\nerror TIMEOUT: no complete line for 1 s\n"
+            )),
+            "{name}: {stdout}"
+        );
+        assert_eq!(
+            stderr.lines().last(),
+            Some("minichat: the server closed the connection after ERR TIMEOUT"),
+            "{name}: {stderr}"
+        );
+    }
+    drop((terminal, pipe)); // open until both clients had ended
 }

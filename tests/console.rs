@@ -36,7 +36,12 @@ fn lines_of(reader: impl BufRead + Send + 'static) -> Receiver<String> {
 
 impl Operated {
     fn start(args: &[&str]) -> Operated {
-        let (mut child, addr, stderr) = common::start_binary(args, Stdio::piped(), Stdio::piped());
+        Operated::start_with_console(args, Stdio::piped())
+    }
+
+    /// Starts the server with `console` as its standard input.
+    fn start_with_console(args: &[&str], console: Stdio) -> Operated {
+        let (mut child, addr, stderr) = common::start_binary(args, console, Stdio::piped());
         let stdout: ChildStdout = child.stdout.take().unwrap();
         Operated {
             addr,
@@ -76,6 +81,11 @@ impl Operated {
                 return lines;
             }
         }
+    }
+
+    /// The next line of the log.
+    fn next_log_line(&self) -> String {
+        self.log.recv_timeout(READ_TIMEOUT).expect("a log line")
     }
 
     /// Waits for a log line containing `text`.
@@ -171,6 +181,13 @@ fn help_unknown_commands_and_unknown_names_get_an_answer() {
         unknown[0].starts_with("unknown command \"frob\""),
         "{unknown:?}"
     );
+    let usage = server.ask("kick", |_| true);
+    assert_eq!(
+        usage,
+        ["usage: kick NAME or kick ADDRESS (list shows both), to close that connection"]
+    );
+    let usage = server.ask("list all", |_| true);
+    assert_eq!(usage, ["usage: list (it takes no argument)"]);
     let nobody = server.ask("kick nobody", |_| true);
     assert!(
         nobody[0].starts_with("no open connection named \"nobody\""),
@@ -192,4 +209,47 @@ fn the_end_of_the_console_input_ends_nothing_else() {
         server.child.try_wait().unwrap().is_none(),
         "the server exited"
     );
+}
+
+/// On a terminal, the end of the console's input (Ctrl-D) is one log line,
+/// and nothing else ends. Ctrl-D is typed before the server starts, so that
+/// the console ends as early as it can: its line still comes after the
+/// first one, which scripts read (`start_with_console` checks that one).
+#[cfg(target_os = "linux")]
+#[test]
+fn on_a_terminal_the_end_of_the_console_is_logged_after_the_first_line() {
+    use common::terminal::{CTRL_D, Terminal};
+    let (mut terminal, console) = Terminal::open();
+    terminal.type_keys(CTRL_D);
+    let mut server = Operated::start_with_console(&[], console);
+    let closed = server.next_log_line();
+    assert!(
+        closed.ends_with(" console closed (end of input); the server goes on, Ctrl-C stops it"),
+        "{closed:?}"
+    );
+    let mut pair = Pair::login(server.addr, "tty");
+    pair.still_talking();
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+}
+
+/// `minichat connect` ends as soon as the server closes its connection,
+/// though its input (a pipe that a script keeps open) has not ended.
+#[test]
+fn a_kicked_minichat_connect_ends_though_its_input_stays_open() {
+    let mut server = Operated::start(&[]);
+    let mut client = common::spawn_connect(server.addr, &[], Stdio::piped());
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(b"CONNECT ear\n").unwrap();
+    // Logged in once the client shows it (the server's log says so a
+    // little before it writes OK CONNECT).
+    let shown = lines_of(BufReader::new(client.stdout.take().unwrap()));
+    while shown.recv_timeout(READ_TIMEOUT).unwrap() != "* logged in as ear" {}
+    server.ask("kick ear", |_| true);
+    let (code, _, stderr) = common::finish_within(client, READ_TIMEOUT);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "minichat: the server closed the connection\n");
+    drop(input); // open until the client had ended
 }

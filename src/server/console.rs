@@ -10,12 +10,15 @@
 //!
 //! Answers go to standard output; the log stays on stderr. The wire
 //! protocol does not change: a kicked client just sees its connection
-//! close. The end of standard input (a server started in the background,
-//! under a service manager, or with `< /dev/null`) ends the console, and
-//! nothing else.
+//! close. The end of standard input ends the console, and nothing else.
+//! On a terminal (Ctrl-D, or a server put in the background, which cannot
+//! read its terminal), one log line says so, since the operator would
+//! otherwise type into a console that is no longer there; elsewhere
+//! (`< /dev/null`, a pipe, a service manager, a checker) the end is normal
+//! and stays quiet.
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
@@ -48,20 +51,28 @@ impl Console {
     /// thread of its own.
     pub fn spawn_on_stdin(self) -> io::Result<()> {
         ignore_background_read_stop();
+        let terminal = io::stdin().is_terminal();
         thread::Builder::new()
             .name("console".into())
             .stack_size(64 * 1024)
-            .spawn(move || self.run(io::stdin().lock(), io::stdout()))
+            .spawn(move || {
+                let end = self.run(io::stdin().lock(), io::stdout());
+                if terminal {
+                    // The log writes this after its first line, however
+                    // early the input ends: scripts read that line.
+                    self.shared.log.event(format_args!("{}", closed(&end)));
+                }
+            })
             .map(drop)
     }
 
-    /// Reads commands from `input` until it ends (or fails), and answers
-    /// each on `output`. An output that fails (a closed stdout) is ignored:
-    /// the console is for the operator, the server goes on regardless.
-    pub fn run(&self, mut input: impl BufRead, mut output: impl Write) {
+    /// Reads commands from `input` until it ends (`Ok`) or fails (`Err`),
+    /// and answers each on `output`. An output that fails (a closed stdout)
+    /// is ignored: the console is for the operator, the server goes on
+    /// regardless.
+    pub fn run(&self, mut input: impl BufRead, mut output: impl Write) -> io::Result<()> {
         let mut line = Vec::new();
-        // At the end of input, the console ends quietly.
-        while read_line(&mut input, &mut line) {
+        while read_line(&mut input, &mut line)? {
             let answer = self.execute(String::from_utf8_lossy(&line).trim());
             if !answer.is_empty() {
                 let _ = output
@@ -69,6 +80,7 @@ impl Console {
                     .and_then(|()| output.flush());
             }
         }
+        Ok(())
     }
 
     /// Carries out one command and returns its answer (lines ending with
@@ -79,8 +91,10 @@ impl Console {
         match (verb.to_ascii_lowercase().as_str(), argument) {
             ("", _) => String::new(),
             ("list", "") => self.list(),
-            ("kick", who) if !who.is_empty() => self.kick(who),
+            ("kick", "") => KICK_USAGE.to_owned(),
+            ("kick", who) => self.kick(who),
             ("help", "") => HELP.to_owned(),
+            ("list" | "help", _) => format!("usage: {verb} (it takes no argument)\n"),
             _ => format!("unknown command {command:?}; {HELP}"),
         }
     }
@@ -170,11 +184,35 @@ struct Found {
 const HELP: &str =
     "commands: list (the open connections), kick NAME or kick ADDRESS (close one), help\n";
 
+/// The answer to `kick` alone.
+const KICK_USAGE: &str =
+    "usage: kick NAME or kick ADDRESS (list shows both), to close that connection\n";
+
+/// The log line that says the console is gone, and why.
+fn closed(end: &io::Result<()>) -> String {
+    const GOES_ON: &str = "the server goes on, Ctrl-C stops it";
+    match end {
+        Ok(()) => format!("console closed (end of input); {GOES_ON}"),
+        // EIO: a background process reading its terminal (see
+        // `ignore_background_read_stop`).
+        Err(e) if e.raw_os_error() == Some(EIO) => {
+            "console closed (a server in the background cannot read its terminal); \
+             the server goes on"
+                .to_owned()
+        }
+        Err(e) => format!("console closed (cannot read standard input: {e}); {GOES_ON}"),
+    }
+}
+
+/// The error a background process gets when it reads its terminal (Linux,
+/// macOS and the BSDs agree on its number).
+const EIO: i32 = 5;
+
 /// Reads one line of `input` into `line`, in bounded memory: at most
 /// [`MAX_CONSOLE_LINE_BYTES`] of it are kept, the rest of a longer one is
-/// thrown away as it comes. False at the end of input (or an error), an
-/// unfinished last line included.
-fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> bool {
+/// thrown away as it comes. False at the end of input, an unfinished last
+/// line included.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<bool> {
     line.clear();
     let mut rest = Vec::new();
     loop {
@@ -189,9 +227,10 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> bool {
             .take(MAX_CONSOLE_LINE_BYTES)
             .read_until(b'\n', part)
         {
-            Ok(0) | Err(_) => return false,
-            Ok(_) if part.ends_with(b"\n") => return true,
+            Ok(0) => return Ok(false),
+            Ok(_) if part.ends_with(b"\n") => return Ok(true),
             Ok(_) => {}
+            Err(e) => return Err(e), // read_until retries Interrupted itself
         }
     }
 }
@@ -199,8 +238,8 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> bool {
 /// A server started in the background of a shell (`minichat &`) still has
 /// the terminal as its standard input, and a background process that reads
 /// its terminal is *stopped* by the system (SIGTTIN): every client would
-/// freeze. Ignoring that signal turns such a read into an error instead,
-/// which ends the console quietly. std has no API for it.
+/// freeze. Ignoring that signal turns such a read into an error (EIO)
+/// instead, which ends the console. std has no API for it.
 #[cfg(all(
     target_os = "linux",
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
@@ -235,11 +274,11 @@ mod tests {
         input.extend_from_slice(b"\nhelp\nlist");
         let mut input = &input[..];
         let mut line = Vec::new();
-        assert!(read_line(&mut input, &mut line));
+        assert!(read_line(&mut input, &mut line).unwrap());
         assert_eq!(line, vec![b'x'; MAX_CONSOLE_LINE_BYTES as usize]);
-        assert!(read_line(&mut input, &mut line));
+        assert!(read_line(&mut input, &mut line).unwrap());
         assert_eq!(line, b"help\n");
         // An unfinished last line is the end of input.
-        assert!(!read_line(&mut input, &mut line));
+        assert!(!read_line(&mut input, &mut line).unwrap());
     }
 }

@@ -11,6 +11,11 @@
 //! a bounded queue, and never waits for room. When the queue is full, the
 //! line is dropped and counted; when a write fails, likewise. Once the
 //! logging thread can write again, it first says `N log lines dropped`.
+//!
+//! **The first line is the announce** (`minichat: listening on ...`), which
+//! scripts and `minichat check` read. An event queued before it (the
+//! console can end before the server has announced itself) waits in the
+//! logging thread, and is written right after it.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -34,16 +39,25 @@ const MAX_LOGGED_CHARS: usize = 200;
 pub(crate) struct Log {
     /// Also log every line in and out (`--verbose`).
     pub(crate) verbose: bool,
-    queue: Sender<String>,
+    queue: Sender<Entry>,
     counts: Arc<Counts>,
+}
+
+/// A line for the logging thread.
+enum Entry {
+    /// The first line of the log.
+    Announce(String),
+    /// Any other line; it is written only after the announce.
+    Event(String),
 }
 
 /// What the sessions and the logging thread count together.
 #[derive(Debug, Default)]
 struct Counts {
-    /// Lines in the queue, at most [`LOG_QUEUE_LINES`]. (The channel itself
-    /// is unbounded, so that it takes memory only for the lines it holds;
-    /// this count is its bound.)
+    /// Lines not written yet, at most [`LOG_QUEUE_LINES`]: those in the
+    /// queue, and those the logging thread holds until the announce. (The
+    /// channel itself is unbounded, so that it takes memory only for the
+    /// lines it holds; this count is its bound.)
     queued: AtomicUsize,
     /// Lines lost since the last `N log lines dropped`: the queue was full
     /// or the write failed.
@@ -67,15 +81,15 @@ impl Log {
         })
     }
 
-    /// Logs `line` as it is, without a timestamp (the first line,
-    /// `minichat: listening on ...`, which scripts read).
+    /// Logs `line` as it is, without a timestamp, as the first line of the
+    /// log (`minichat: listening on ...`, which scripts read).
     pub(crate) fn announce(&self, line: String) {
-        self.push(line);
+        self.push(Entry::Announce(line));
     }
 
-    /// Logs one event line.
+    /// Logs one event line (after the announce, whenever it is queued).
     pub(crate) fn event(&self, what: fmt::Arguments<'_>) {
-        self.push(format!("{} {what}", Timestamp::now()));
+        self.push(Entry::Event(format!("{} {what}", Timestamp::now())));
     }
 
     /// With `--verbose`, logs one wire line received from (`>`) or sent to
@@ -87,42 +101,60 @@ impl Log {
     }
 
     /// Queues a line without ever waiting: a full queue drops it.
-    fn push(&self, line: String) {
+    fn push(&self, entry: Entry) {
         let counts = &self.counts;
         let room = counts
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < LOG_QUEUE_LINES).then_some(n + 1)
             });
-        if room.is_err() || self.queue.send(line).is_err() {
+        if room.is_err() || self.queue.send(entry).is_err() {
             counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// The logging thread: writes each queued line, first saying how many were
-/// dropped since the last line it could write. Ends when every [`Log`] is
-/// gone.
-fn write_lines(lines: Receiver<String>, mut out: impl Write, counts: &Counts) {
-    let dropped = &counts.dropped;
-    for line in lines {
-        counts.queued.fetch_sub(1, Ordering::AcqRel);
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            let lines = if lost == 1 { "line" } else { "lines" };
-            let notice = format!("{} {lost} log {lines} dropped\n", Timestamp::now());
-            if out.write_all(notice.as_bytes()).is_err() {
-                dropped.fetch_add(lost + 1, Ordering::Relaxed);
-                continue;
+/// The logging thread: writes each queued line, the announce first. Ends
+/// when every [`Log`] is gone.
+fn write_lines(entries: Receiver<Entry>, mut out: impl Write, counts: &Counts) {
+    // Events queued before the announce, still counted in `queued`.
+    let mut early = Vec::new();
+    let mut announced = false;
+    for entry in entries {
+        match entry {
+            Entry::Event(line) if !announced => early.push(line),
+            Entry::Event(line) => write_line(&mut out, &line, counts),
+            Entry::Announce(line) => {
+                announced = true;
+                write_line(&mut out, &line, counts);
+                for line in early.drain(..) {
+                    write_line(&mut out, &line, counts);
+                }
             }
         }
-        let written = out
-            .write_all(line.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        if written.is_err() {
-            dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes one line, first saying how many were dropped since the last line
+/// that could be written.
+fn write_line(out: &mut impl Write, line: &str, counts: &Counts) {
+    let dropped = &counts.dropped;
+    counts.queued.fetch_sub(1, Ordering::AcqRel);
+    let lost = dropped.swap(0, Ordering::Relaxed);
+    if lost > 0 {
+        let lines = if lost == 1 { "line" } else { "lines" };
+        let notice = format!("{} {lost} log {lines} dropped\n", Timestamp::now());
+        if out.write_all(notice.as_bytes()).is_err() {
+            dropped.fetch_add(lost + 1, Ordering::Relaxed);
+            return;
         }
+    }
+    let written = out
+        .write_all(line.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if written.is_err() {
+        dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -277,6 +309,39 @@ mod tests {
             lines as u64,
             "kept {kept}, dropped {dropped}"
         );
+    }
+
+    /// A stderr that reports each line written to it.
+    struct Lines(Sender<String>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The console may end, and log it, before the server has announced
+    /// itself: the announce is still the first line.
+    #[test]
+    fn events_queued_before_the_announce_come_after_it() {
+        let (written, seen) = mpsc::channel();
+        let log = Log::start(Lines(written), false).unwrap();
+        log.event(format_args!("early"));
+        log.announce("minichat: listening on 127.0.0.1:1234 (max 5 connections)".into());
+        log.event(format_args!("late"));
+        let mut text = String::new();
+        while !text.ends_with(" late\n") {
+            text.push_str(&seen.recv_timeout(Duration::from_secs(5)).unwrap());
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert!(lines[0].starts_with("minichat: listening on "), "{text:?}");
+        assert!(lines[1].ends_with(" early"), "{text:?}");
+        assert!(lines[2].ends_with(" late"), "{text:?}");
     }
 
     /// A stderr that is closed: every write fails.

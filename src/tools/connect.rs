@@ -1,8 +1,16 @@
 //! `minichat connect`: an interactive line client, a friendlier `nc`.
 //!
-//! Two threads, so that what the server sends shows up while the user
-//! types: a reader thread reads the socket and prints each line as it
-//! arrives, and the main thread reads standard input and sends each line.
+//! Each thread waits on one thing, so that what the server sends shows up
+//! while the user types, and the end of the connection ends the client at
+//! once, even while standard input stays open:
+//!
+//! | thread | waits on | tells the main thread |
+//! | --- | --- | --- |
+//! | reader | the socket: prints each line as it arrives | a reply came; the connection ended |
+//! | input | standard input, one line at a time, when asked | a line; the input ended |
+//! | main | the other two (`Event`): sends each line, decides the end | |
+//! | keepalive | a clock | |
+//!
 //! By default lines are rendered for people (`RECEIVE alice Salut` shows as
 //! `[alice] Salut`); `--raw` shows the wire lines as they are, to learn the
 //! protocol.
@@ -10,19 +18,20 @@
 //! When standard input is not a terminal (`printf 'CONNECT bob\nLIST\n' |
 //! minichat connect`), the client waits for the reply to each command line
 //! before sending the next, for at most `--wait`, so a script's output comes
-//! out in a fixed order.
+//! out in a fixed order. Otherwise both modes are one: the same ends, the
+//! same messages, the same exit codes.
 //!
-//! A third thread keeps a listening user connected: after `--keepalive`
-//! seconds without a line from the user, it sends `PING`, and the reader
-//! hides the `OK PING` that answers it. (The server's idle timeout counts
-//! the lines a client sends, not the messages it receives.)
+//! The keepalive thread keeps a listening user connected: after
+//! `--keepalive` seconds without a line from the user, it sends `PING`, and
+//! the reader hides the `OK PING` that answers it. (The server's idle
+//! timeout counts the lines a client sends, not the messages it receives.)
 
 use std::fmt;
 use std::fmt::Display;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,9 +53,9 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(120);
 /// `ERR TOO_LONG`; the bound only stops a runaway pipe from filling memory.
 pub const MAX_INPUT_LINE_BYTES: usize = 64 * 1024;
 
-/// Events queued for the main thread with piped input, at most. The reader
-/// blocks when the queue is full, which only slows down a server flooding
-/// replies nobody asked for.
+/// Events queued for the main thread, at most. The reader blocks when the
+/// queue is full, which only slows down a server flooding replies faster
+/// than the main thread takes note of them.
 const EVENT_QUEUE: usize = 1024;
 
 /// What `minichat connect` is asked to do.
@@ -128,12 +137,30 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// What the reader thread tells the main thread.
+/// What the reader and input threads tell the main thread.
 enum Event {
-    /// A reply (`OK ...` or `ERR ...`) was printed.
+    /// Reader: a reply (`OK ...` or `ERR ...`) was printed.
     Reply,
-    /// The connection ended; no more lines will come.
+    /// Reader: the connection ended; no more lines will come.
     Closed(Result<End, io::Error>),
+    /// Input: a line to send, ending with LF.
+    Line(Vec<u8>),
+    /// Input: standard input ended (`Ok`: Ctrl-D, the end of a pipe) or
+    /// could not be read.
+    InputEnded(io::Result<()>),
+}
+
+/// What the main thread waits for, besides the end of the connection,
+/// which it always takes.
+#[derive(Clone, Copy)]
+enum Waiting {
+    /// The next line of input, for as long as it takes.
+    Line,
+    /// With piped input: the reply to the line just sent, until then.
+    Reply(Instant),
+    /// The server's close, until then: after the end of input, or after a
+    /// line could not be sent.
+    Close(Instant),
 }
 
 /// What the threads of one session share.
@@ -144,7 +171,8 @@ struct Link {
     /// Keepalive `PING`s whose `OK PING` has not come back yet: the reader
     /// hides that many.
     pings_owed: AtomicUsize,
-    /// Set once standard input has ended (Ctrl-D, the end of a pipe).
+    /// Set once standard input has ended (Ctrl-D, the end of a pipe): the
+    /// keepalive stops, and the server's close is the answer to it.
     input_ended: AtomicBool,
 }
 
@@ -231,7 +259,10 @@ pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
     let (events, received) = mpsc::sync_channel(EVENT_QUEUE);
     let raw = options.raw;
     let reader_link = Arc::clone(&link);
-    thread::spawn(move || read_server(lines, raw, interactive, &reader_link, events));
+    let reader_events = events.clone();
+    thread::spawn(move || read_server(lines, raw, &reader_link, reader_events));
+    let (ask_line, asked) = mpsc::channel();
+    thread::spawn(move || read_input(&asked, &events));
     if let Some(every) = options.keepalive {
         let keeper = Arc::clone(&link);
         thread::spawn(move || {
@@ -241,7 +272,7 @@ pub fn run(options: &ConnectOptions) -> Result<End, ClientError> {
             }
         });
     }
-    send_input(&link, &received, interactive, options.wait)
+    converse(&link, &received, &ask_line, interactive, options.wait)
 }
 
 /// Reads the greeting within the wait.
@@ -271,13 +302,7 @@ fn greet(lines: &mut ServerLines, options: &ConnectOptions) -> Result<String, Cl
 }
 
 /// The reader thread: prints every line until the connection ends.
-fn read_server(
-    mut lines: ServerLines,
-    raw: bool,
-    interactive: bool,
-    link: &Link,
-    events: SyncSender<Event>,
-) {
+fn read_server(mut lines: ServerLines, raw: bool, link: &Link, events: SyncSender<Event>) {
     let mut last = String::new();
     let end = loop {
         match lines.next_line(None) {
@@ -287,7 +312,7 @@ fn read_server(
                     continue;
                 }
                 print_line(&show(&line, raw));
-                if !interactive && is_reply(&line) {
+                if is_reply(&line) {
                     let _ = events.send(Event::Reply);
                 }
                 last = line;
@@ -304,25 +329,6 @@ fn read_server(
             Err(e) => break Err(e),
         }
     };
-    if interactive {
-        // The main thread is blocked reading the terminal, and std has no
-        // way to interrupt that read: end the process from here.
-        match end {
-            // The close answers our own end of input (Ctrl-D): say that.
-            Ok(End::ServerClosed) if link.input_ended.load(Ordering::Acquire) => {
-                note(End::InputEnded);
-                std::process::exit(0);
-            }
-            Ok(end) => {
-                note(end);
-                std::process::exit(0);
-            }
-            Err(e) => {
-                note(ClientError::Io(e));
-                std::process::exit(1);
-            }
-        }
-    }
     let _ = events.send(Event::Closed(end));
 }
 
@@ -337,34 +343,112 @@ fn closing(last: &str) -> End {
     }
 }
 
-/// The main thread: sends each line of standard input. With piped input,
-/// waits for each reply (bounded by `wait`) before the next line.
-fn send_input(
+/// The main thread: sends each line of input, and ends with the
+/// connection. With piped input, waits for each reply (at most `wait`)
+/// before asking for the next line.
+fn converse(
     link: &Link,
     events: &Receiver<Event>,
+    ask_line: &Sender<()>,
     interactive: bool,
     wait: Duration,
 ) -> Result<End, ClientError> {
+    // The input thread may be gone (its input ended): then no line is owed.
+    let next_line = || {
+        let _ = ask_line.send(());
+        Waiting::Line
+    };
+    let mut waiting = next_line();
+    loop {
+        let event = match waiting {
+            Waiting::Line => events.recv().map_err(RecvTimeoutError::from),
+            Waiting::Reply(until) | Waiting::Close(until) => {
+                events.recv_timeout(until.saturating_duration_since(Instant::now()))
+            }
+        };
+        waiting = match (event, waiting) {
+            (Ok(Event::Closed(end)), _) => return ended(end, link),
+            (Ok(Event::Line(line)), _) => {
+                if link.send(&line).is_err() {
+                    // The server is gone; the reader says how.
+                    Waiting::Close(Instant::now() + wait)
+                } else if interactive || line.iter().all(|&b| b == b' ' || b == b'\n') {
+                    // A blank line gets no reply: no use waiting for one.
+                    next_line()
+                } else {
+                    Waiting::Reply(Instant::now() + wait)
+                }
+            }
+            (Ok(Event::Reply), Waiting::Reply(_)) => next_line(),
+            // Unasked (ERR TIMEOUT, say), or typed at a terminal: shown by
+            // the reader, and no answer to any line.
+            (Ok(Event::Reply), waiting) => waiting,
+            (Ok(Event::InputEnded(Ok(()))), _) => {
+                // Say so to the server, and show what it still sends.
+                link.input_ended.store(true, Ordering::Release);
+                let _ = link.out().stream.shutdown(Shutdown::Write); // may be closed already
+                Waiting::Close(Instant::now() + wait)
+            }
+            (Ok(Event::InputEnded(Err(e))), _) => return Err(ClientError::Io(e)),
+            (Err(RecvTimeoutError::Timeout), Waiting::Reply(_)) => {
+                note(format_args!(
+                    "no reply within {} s, going on",
+                    wait.as_secs_f64()
+                ));
+                next_line()
+            }
+            (Err(_), _) => return ended(Ok(End::ServerClosed), link),
+        };
+    }
+}
+
+/// How the session ends, given how the connection ended: after the end of
+/// input, the server's close is its answer, unless it said why
+/// (`OK QUIT`, `ERR TIMEOUT`).
+fn ended(end: io::Result<End>, link: &Link) -> Result<End, ClientError> {
+    if link.input_ended.load(Ordering::Acquire) {
+        return match end {
+            Ok(end @ (End::Quit | End::TimedOut)) => Ok(end),
+            _ => Ok(End::InputEnded),
+        };
+    }
+    end.map_err(ClientError::Io)
+}
+
+/// The input thread: reads standard input one line at a time, each when
+/// the main thread asks for it, so that a script's lines wait in the pipe,
+/// not in memory. Ends at the end of input, or when the main thread is
+/// gone.
+fn read_input(asked: &Receiver<()>, events: &SyncSender<Event>) {
     let mut stdin = io::stdin().lock();
+    while asked.recv().is_ok() {
+        let event = match read_input_line(&mut stdin) {
+            Ok(Some(line)) => Event::Line(line),
+            Ok(None) => Event::InputEnded(Ok(())),
+            Err(e) => Event::InputEnded(Err(e)),
+        };
+        let last = matches!(event, Event::InputEnded(_));
+        if events.send(event).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The next line of `input`, ending with LF (a CR before it dropped), or
+/// `None` at the end of input. A line over [`MAX_INPUT_LINE_BYTES`] is
+/// skipped, with a note.
+fn read_input_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     loop {
-        // Replies that came unasked (ERR TIMEOUT, say) must not be taken
-        // for the reply to the next line.
-        while let Ok(event) = events.try_recv() {
-            if let Event::Closed(end) = event {
-                return end.map_err(ClientError::Io);
-            }
-        }
         line.clear();
-        let read = (&mut stdin)
+        let read = input
             .take(MAX_INPUT_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(ClientError::Io)?;
+            .read_until(b'\n', &mut line)?;
         if read == 0 {
-            break;
+            return Ok(None);
         }
         if !line.ends_with(b"\n") && line.len() > MAX_INPUT_LINE_BYTES {
-            skip_rest_of_line(&mut stdin).map_err(ClientError::Io)?;
+            skip_rest_of_line(input)?;
             note(format_args!(
                 "input line over {MAX_INPUT_LINE_BYTES} bytes not sent"
             ));
@@ -377,43 +461,7 @@ fn send_input(
             line.pop();
         }
         line.push(b'\n');
-        if link.send(&line).is_err() {
-            // The server is gone; the reader says how.
-            return wait_for_close(events, wait).map_err(ClientError::Io);
-        }
-        let blank = line.iter().all(|&b| b == b' ' || b == b'\n');
-        if !interactive && !blank {
-            match events.recv_timeout(wait) {
-                Ok(Event::Reply) => {}
-                Ok(Event::Closed(end)) => return end.map_err(ClientError::Io),
-                Err(RecvTimeoutError::Timeout) => note(format_args!(
-                    "no reply within {} s, going on",
-                    wait.as_secs_f64()
-                )),
-                Err(RecvTimeoutError::Disconnected) => return Ok(End::ServerClosed),
-            }
-        }
-    }
-    // End of input: say so to the server, and show what it still sends.
-    // If the server had closed first (after QUIT, say), that is the end.
-    link.input_ended.store(true, Ordering::Release);
-    let _ = link.out().stream.shutdown(Shutdown::Write); // it may be closed already
-    match wait_for_close(events, wait) {
-        Ok(end @ (End::Quit | End::TimedOut)) => Ok(end),
-        _ => Ok(End::InputEnded),
-    }
-}
-
-/// Waits (at most `wait`) for the reader to see the connection end.
-fn wait_for_close(events: &Receiver<Event>, wait: Duration) -> io::Result<End> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(Event::Reply) => {}
-            Ok(Event::Closed(end)) => return end,
-            Err(_) => return Ok(End::ServerClosed),
-        }
+        return Ok(Some(line));
     }
 }
 

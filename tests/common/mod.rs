@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use minichat::{Config, Server};
 
+#[cfg(target_os = "linux")]
+pub mod terminal;
+
 /// How long a test waits for a line it expects before failing.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -520,8 +523,13 @@ pub fn start_binary(
     let addr = first
         .strip_prefix("minichat: listening on ")
         .and_then(|rest| rest.split(' ').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line on stderr: {first:?}"));
+        .and_then(|addr| addr.parse().ok());
+    let Some(addr) = addr else {
+        // Not left running after the test.
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("unexpected first line on stderr: {first:?}");
+    };
     (child, addr, stderr)
 }
 
@@ -567,4 +575,45 @@ pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(10)); // a poll interval
     }
+}
+
+/// Starts `minichat connect <address> <flags>` with `stdin` as its
+/// standard input, and its stdout and stderr piped.
+pub fn spawn_connect(
+    address: SocketAddr,
+    flags: &[&str],
+    stdin: std::process::Stdio,
+) -> std::process::Child {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    Command::cargo_bin("minichat")
+        .expect("the minichat binary")
+        .arg("connect")
+        .arg(address.to_string())
+        .args(flags)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start minichat connect")
+}
+
+/// Waits for `child` to exit, for at most `limit` (past it, kills it and
+/// fails the test); returns its exit code, stdout and stderr (which must
+/// be pipes).
+pub fn finish_within(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (Option<i32>, String, String) {
+    if !poll_until(limit, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the process did not end within {limit:?}");
+    }
+    let output = child.wait_with_output().expect("the output of the process");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
