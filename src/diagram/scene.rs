@@ -1,0 +1,415 @@
+//! Who is who, and what happened between them: log [`Entry`]s in, diagram
+//! [`Row`]s out.
+//!
+//! A [`Scene`] has one participant per connection, the server apart. It
+//! keeps what the log says about each (its address, then its name) and
+//! which labels name an open connection now, since the log names a
+//! connection by its address until it logs in, then by its name, and a name
+//! passes to another connection once its holder is gone.
+
+use std::collections::HashMap;
+
+use super::event::{Direction, Ending, Entry, Event};
+
+/// A participant: an index into [`Scene::participants`]. The server is
+/// [`SERVER`].
+pub type Party = usize;
+
+/// The server, always participant 0.
+pub const SERVER: Party = 0;
+
+/// One connection, as far as the log told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Participant {
+    /// Its address (`127.0.0.1:40312`), once the log gave it.
+    pub addr: Option<String>,
+    /// The name it logged in as.
+    pub name: Option<String>,
+    /// Not ended yet (for the server: always).
+    pub open: bool,
+}
+
+impl Participant {
+    /// How a live view names it now: its name, or its address until then.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().or(self.addr.as_deref()).unwrap_or("?")
+    }
+}
+
+/// One row of a sequence diagram, from top to bottom. Each row is drawn on
+/// the lifeline of one client, `who`, and the server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    /// The connection was accepted: `open` of `max` slots are now taken.
+    Opened { who: Party, open: usize, max: usize },
+    /// A protocol line, with its exact text as the log shows it.
+    Line {
+        who: Party,
+        direction: Direction,
+        kind: LineKind,
+        text: String,
+    },
+    /// The connection logged in: from now on it goes by its name.
+    LoggedIn { who: Party },
+    /// The connection ended.
+    End { who: Party, why: Why },
+    /// A note over these participants (none: over the server).
+    Note { over: Vec<Party>, text: String },
+    /// The log lost `count` lines here.
+    Missing { count: u64 },
+}
+
+/// What a protocol line is, for the way it is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A line from the client.
+    Command,
+    /// `OK ...` from the server.
+    Reply,
+    /// `ERR ...` from the server.
+    Error,
+    /// `RECEIVE ...` from the server.
+    Receive,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    Quit,
+    LoginTimeout,
+    IdleTimeout,
+    /// The client closed its connection.
+    ClosedByClient,
+    /// A writer gave up on it (the log's reason, if the log said it).
+    Dropped(Option<String>),
+    Kicked,
+    /// Reading or writing failed.
+    Failed(String),
+    /// `ERR FULL`.
+    Refused,
+}
+
+impl Why {
+    /// Whether the client, not the server, ended it.
+    pub fn by_client(&self) -> bool {
+        matches!(self, Why::ClosedByClient)
+    }
+}
+
+/// The participants met so far, and which labels name whom now.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    participants: Vec<Participant>,
+    /// The addresses and names of open connections.
+    labels: HashMap<String, Party>,
+    /// Connections dropped or kicked, whose session has not yet logged its
+    /// own end (`disconnected (dropped)`), which must not end them twice.
+    ending: Vec<Party>,
+    /// `--max-connections`, once the log said it.
+    max: Option<usize>,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Scene {
+            participants: vec![Participant {
+                open: true,
+                ..Participant::default()
+            }],
+            labels: HashMap::new(),
+            ending: Vec::new(),
+            max: None,
+        }
+    }
+}
+
+impl Scene {
+    /// Every participant met, the server first.
+    pub fn participants(&self) -> &[Participant] {
+        &self.participants
+    }
+
+    /// The connection limit, if the log said it.
+    pub fn max_connections(&self) -> Option<usize> {
+        self.max
+    }
+
+    /// The connections open now (they hold a slot), oldest first.
+    pub fn open(&self) -> impl Iterator<Item = (Party, &Participant)> {
+        self.participants
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, p)| p.open)
+    }
+
+    /// Reads one entry of the log; adds the rows it draws to `rows`.
+    pub fn feed(&mut self, entry: &Entry<'_>, rows: &mut Vec<Row>) {
+        match &entry.event {
+            Event::Listening { max } => self.max = Some(*max),
+            Event::Accepted { addr, open, max } => {
+                self.max = Some(*max);
+                let who = self.party(addr);
+                rows.push(Row::Opened {
+                    who,
+                    open: *open,
+                    max: *max,
+                });
+            }
+            Event::LoggedIn { addr, name } => {
+                let who = self.party(addr);
+                self.participants[who].name = Some((*name).to_owned());
+                self.labels.insert((*name).to_owned(), who);
+                rows.push(Row::LoggedIn { who });
+            }
+            Event::Line {
+                who,
+                direction,
+                text,
+            } => {
+                let who = self.party(who);
+                rows.push(Row::Line {
+                    who,
+                    direction: *direction,
+                    kind: kind_of(*direction, text),
+                    text: (*text).to_owned(),
+                });
+            }
+            Event::Ended { who, how } => self.ended(who, *how, rows),
+            Event::Dropped { name, why } => {
+                let who = self.party(name);
+                self.end(who, Why::Dropped(Some((*why).to_owned())), rows);
+                self.ending.push(who);
+            }
+            Event::Kicked { who } => {
+                let who = self.party(who);
+                self.end(who, Why::Kicked, rows);
+                self.ending.push(who);
+            }
+            Event::Refused { addr } => {
+                let who = self.party(addr.unwrap_or("?"));
+                self.end(who, Why::Refused, rows);
+            }
+            Event::LogLinesDropped { count } => rows.push(Row::Missing { count: *count }),
+            Event::Note { over, text } => {
+                let over = over
+                    .iter()
+                    .filter_map(|label| self.labels.get(*label).copied())
+                    .collect();
+                rows.push(Row::Note {
+                    over,
+                    text: (*text).to_owned(),
+                });
+            }
+            Event::Other { text } => rows.push(Row::Note {
+                over: Vec::new(),
+                text: (*text).to_owned(),
+            }),
+        }
+    }
+
+    /// A session logged its end.
+    fn ended(&mut self, label: &str, how: Ending<'_>, rows: &mut Vec<Row>) {
+        if how == Ending::Dropped {
+            // Dropped or kicked earlier, and already drawn as ended then.
+            let named = |p: &Participant| {
+                p.name.as_deref() == Some(label) || p.addr.as_deref() == Some(label)
+            };
+            if let Some(i) = self
+                .ending
+                .iter()
+                .position(|&who| named(&self.participants[who]))
+            {
+                self.ending.remove(i);
+                return;
+            }
+        }
+        let why = match how {
+            Ending::Quit => Why::Quit,
+            Ending::LoginTimeout => Why::LoginTimeout,
+            Ending::IdleTimeout => Why::IdleTimeout,
+            Ending::Closed => Why::ClosedByClient,
+            Ending::Dropped => Why::Dropped(None),
+            Ending::Failed(error) => Why::Failed(error.to_owned()),
+        };
+        let who = self.party(label);
+        self.end(who, why, rows);
+    }
+
+    /// Draws the end of `who`, and frees its labels for newcomers.
+    fn end(&mut self, who: Party, why: Why, rows: &mut Vec<Row>) {
+        let participant = &mut self.participants[who];
+        participant.open = false;
+        for label in [&participant.addr, &participant.name].into_iter().flatten() {
+            if self.labels.get(label) == Some(&who) {
+                self.labels.remove(label);
+            }
+        }
+        rows.push(Row::End { who, why });
+    }
+
+    /// The open connection that `label` names, or a new participant: one
+    /// the log shows for the first time (a log cut from its beginning, or
+    /// a line logged just after its connection's end).
+    fn party(&mut self, label: &str) -> Party {
+        if let Some(&who) = self.labels.get(label) {
+            return who;
+        }
+        let is_address = label.contains(':');
+        self.participants.push(Participant {
+            addr: is_address.then(|| label.to_owned()),
+            name: (!is_address).then(|| label.to_owned()),
+            open: true,
+        });
+        let who = self.participants.len() - 1;
+        self.labels.insert(label.to_owned(), who);
+        who
+    }
+}
+
+/// A line from the client, or the kind of reply the server sent.
+fn kind_of(direction: Direction, text: &str) -> LineKind {
+    match direction {
+        Direction::In => LineKind::Command,
+        Direction::Out if text.starts_with("ERR ") => LineKind::Error,
+        Direction::Out if text.starts_with("RECEIVE ") => LineKind::Receive,
+        Direction::Out => LineKind::Reply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagram::event::parse;
+
+    /// Feeds log lines (timestamps added) to a new scene.
+    fn scene(lines: &[&str]) -> (Scene, Vec<Row>) {
+        let mut scene = Scene::default();
+        let mut rows = Vec::new();
+        for line in lines {
+            let line = match line.starts_with("note") || line.starts_with("minichat:") {
+                true => line.to_string(),
+                false => format!("2026-11-24T16:20:05Z {line}"),
+            };
+            scene.feed(&parse(&line).unwrap(), &mut rows);
+        }
+        (scene, rows)
+    }
+
+    #[test]
+    fn a_connection_goes_by_its_address_then_by_its_name() {
+        let (scene, rows) = scene(&[
+            "127.0.0.1:5 accepted (1/5 connections)",
+            "127.0.0.1:5 > CONNECT alice",
+            "127.0.0.1:5 logged in as alice (1 logged in)",
+            "alice < OK CONNECT alice",
+            "alice left (QUIT)",
+        ]);
+        let alice = &scene.participants()[1];
+        assert_eq!(alice.addr.as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(alice.label(), "alice");
+        assert!(!alice.open);
+        assert_eq!(scene.participants().len(), 2);
+        assert_eq!(rows.len(), 5);
+        assert_eq!(
+            rows[3],
+            Row::Line {
+                who: 1,
+                direction: Direction::Out,
+                kind: LineKind::Reply,
+                text: "OK CONNECT alice".into()
+            }
+        );
+        assert_eq!(
+            rows[4],
+            Row::End {
+                who: 1,
+                why: Why::Quit
+            }
+        );
+    }
+
+    #[test]
+    fn a_name_passes_to_the_next_connection_once_its_holder_is_gone() {
+        let (scene, rows) = scene(&[
+            "127.0.0.1:5 logged in as bob (1 logged in)",
+            "bob dropped: cannot write to it (timed out)",
+            "127.0.0.1:6 logged in as bob (1 logged in)",
+            "bob < OK CONNECT bob",
+            // The first bob's session ends after the second logged in.
+            "bob disconnected (dropped)",
+            "bob > PING",
+        ]);
+        assert_eq!(scene.participants().len(), 3);
+        let whose: Vec<Party> = rows
+            .iter()
+            .filter_map(|row| match row {
+                Row::Line { who, .. } | Row::End { who, .. } => Some(*who),
+                _ => None,
+            })
+            .collect();
+        // The drop ends the first; its session's own end draws nothing.
+        assert_eq!(whose, [1, 2, 2]);
+        assert!(scene.participants()[2].open);
+    }
+
+    #[test]
+    fn a_kick_ends_the_connection_at_its_address() {
+        let (scene, rows) = scene(&[
+            "127.0.0.1:5 logged in as eve (1 logged in)",
+            "eve (127.0.0.1:5) kicked by the console",
+            "eve disconnected (dropped)",
+        ]);
+        assert_eq!(
+            rows[1..],
+            [Row::End {
+                who: 1,
+                why: Why::Kicked
+            }]
+        );
+        assert_eq!(scene.open().count(), 0);
+    }
+
+    #[test]
+    fn notes_go_over_open_connections_and_the_rest_over_the_server() {
+        let (_, rows) = scene(&[
+            "127.0.0.1:5 logged in as bob (1 logged in)",
+            "note over bob, nobody: bob stops reading",
+            "accept failed: Too many open files (os error 24)",
+            "3 log lines dropped",
+            "127.0.0.1:9 refused: server full",
+        ]);
+        assert_eq!(
+            rows[1..],
+            [
+                Row::Note {
+                    over: vec![1],
+                    text: "bob stops reading".into()
+                },
+                Row::Note {
+                    over: vec![],
+                    text: "accept failed: Too many open files (os error 24)".into()
+                },
+                Row::Missing { count: 3 },
+                Row::End {
+                    who: 2,
+                    why: Why::Refused
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn slots_are_the_open_connections() {
+        let (scene, _) = scene(&[
+            "minichat: listening on 0.0.0.0:1234 (max 3 connections)",
+            "127.0.0.1:5 accepted (1/3 connections)",
+            "127.0.0.1:6 accepted (2/3 connections)",
+            "127.0.0.1:6 logged in as bob (1 logged in)",
+            "127.0.0.1:5 disconnected (connection closed)",
+        ]);
+        assert_eq!(scene.max_connections(), Some(3));
+        let open: Vec<&str> = scene.open().map(|(_, p)| p.label()).collect();
+        assert_eq!(open, ["bob"]);
+    }
+}
