@@ -45,7 +45,7 @@ pub fn render(scene: &Scene, rows: &[Row], lang: Lang) -> String {
     for &party in &order {
         let label = match party {
             SERVER => escape(lang.server()),
-            _ => box_label(&scene.participants()[party]),
+            _ => box_label(scene.participant(party)),
         };
         let _ = writeln!(out, "    participant {} as {label}", id(party));
     }

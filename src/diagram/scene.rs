@@ -7,11 +7,11 @@
 //! connection by its address until it logs in, then by its name, and a name
 //! passes to another connection once its holder is gone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::event::{Direction, Ending, Entry, Event};
 
-/// A participant: an index into [`Scene::participants`]. The server is
+/// A participant's number, in the order the log showed them. The server is
 /// [`SERVER`].
 pub type Party = usize;
 
@@ -99,7 +99,9 @@ impl Why {
 /// The participants met so far, and which labels name whom now.
 #[derive(Debug, Clone)]
 pub struct Scene {
-    participants: Vec<Participant>,
+    participants: BTreeMap<Party, Participant>,
+    /// The number the next participant gets.
+    next: Party,
     /// The addresses and names of open connections.
     labels: HashMap<String, Party>,
     /// Connections dropped or kicked, whose session has not yet logged its
@@ -111,11 +113,13 @@ pub struct Scene {
 
 impl Default for Scene {
     fn default() -> Self {
+        let server = Participant {
+            open: true,
+            ..Participant::default()
+        };
         Scene {
-            participants: vec![Participant {
-                open: true,
-                ..Participant::default()
-            }],
+            participants: BTreeMap::from([(SERVER, server)]),
+            next: SERVER + 1,
             labels: HashMap::new(),
             ending: Vec::new(),
             max: None,
@@ -124,9 +128,35 @@ impl Default for Scene {
 }
 
 impl Scene {
-    /// Every participant met, the server first.
-    pub fn participants(&self) -> &[Participant] {
-        &self.participants
+    /// Every participant met (and not forgotten), the server first.
+    pub fn participants(&self) -> impl Iterator<Item = (Party, &Participant)> {
+        self.participants.iter().map(|(&party, p)| (party, p))
+    }
+
+    /// Participant `party`; one with no name nor address if forgotten.
+    pub fn participant(&self, party: Party) -> &Participant {
+        static FORGOTTEN: Participant = Participant {
+            addr: None,
+            name: None,
+            open: false,
+        };
+        self.participants.get(&party).unwrap_or(&FORGOTTEN)
+    }
+
+    /// Forgets the oldest ended participants but the last `keep`, so that
+    /// a scene that lasts (the live view's) holds a bounded memory.
+    pub fn forget_ended(&mut self, keep: usize) {
+        let ended: Vec<Party> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| !p.open)
+            .map(|(&party, _)| party)
+            .collect();
+        let excess = ended.len().saturating_sub(keep);
+        for party in &ended[..excess] {
+            self.participants.remove(party);
+            self.ending.retain(|who| who != party);
+        }
     }
 
     /// The connection limit, if the log said it.
@@ -136,11 +166,7 @@ impl Scene {
 
     /// The connections open now (they hold a slot), oldest first.
     pub fn open(&self) -> impl Iterator<Item = (Party, &Participant)> {
-        self.participants
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, p)| p.open)
+        self.participants().skip(1).filter(|(_, p)| p.open)
     }
 
     /// Reads one entry of the log; adds the rows it draws to `rows`.
@@ -158,7 +184,9 @@ impl Scene {
             }
             Event::LoggedIn { addr, name } => {
                 let who = self.party(addr);
-                self.participants[who].name = Some((*name).to_owned());
+                if let Some(participant) = self.participants.get_mut(&who) {
+                    participant.name = Some((*name).to_owned());
+                }
                 self.labels.insert((*name).to_owned(), who);
                 rows.push(Row::LoggedIn { who });
             }
@@ -212,14 +240,11 @@ impl Scene {
     fn ended(&mut self, label: &str, how: Ending<'_>, rows: &mut Vec<Row>) {
         if how == Ending::Dropped {
             // Dropped or kicked earlier, and already drawn as ended then.
-            let named = |p: &Participant| {
+            let named = |who: &Party| {
+                let p = self.participant(*who);
                 p.name.as_deref() == Some(label) || p.addr.as_deref() == Some(label)
             };
-            if let Some(i) = self
-                .ending
-                .iter()
-                .position(|&who| named(&self.participants[who]))
-            {
+            if let Some(i) = self.ending.iter().position(named) {
                 self.ending.remove(i);
                 return;
             }
@@ -238,11 +263,12 @@ impl Scene {
 
     /// Draws the end of `who`, and frees its labels for newcomers.
     fn end(&mut self, who: Party, why: Why, rows: &mut Vec<Row>) {
-        let participant = &mut self.participants[who];
-        participant.open = false;
-        for label in [&participant.addr, &participant.name].into_iter().flatten() {
-            if self.labels.get(label) == Some(&who) {
-                self.labels.remove(label);
+        if let Some(participant) = self.participants.get_mut(&who) {
+            participant.open = false;
+            for label in [&participant.addr, &participant.name].into_iter().flatten() {
+                if self.labels.get(label) == Some(&who) {
+                    self.labels.remove(label);
+                }
             }
         }
         rows.push(Row::End { who, why });
@@ -256,12 +282,16 @@ impl Scene {
             return who;
         }
         let is_address = label.contains(':');
-        self.participants.push(Participant {
-            addr: is_address.then(|| label.to_owned()),
-            name: (!is_address).then(|| label.to_owned()),
-            open: true,
-        });
-        let who = self.participants.len() - 1;
+        let who = self.next;
+        self.next += 1;
+        self.participants.insert(
+            who,
+            Participant {
+                addr: is_address.then(|| label.to_owned()),
+                name: (!is_address).then(|| label.to_owned()),
+                open: true,
+            },
+        );
         self.labels.insert(label.to_owned(), who);
         who
     }
@@ -305,11 +335,11 @@ mod tests {
             "alice < OK CONNECT alice",
             "alice left (QUIT)",
         ]);
-        let alice = &scene.participants()[1];
+        let alice = scene.participant(1);
         assert_eq!(alice.addr.as_deref(), Some("127.0.0.1:5"));
         assert_eq!(alice.label(), "alice");
         assert!(!alice.open);
-        assert_eq!(scene.participants().len(), 2);
+        assert_eq!(scene.participants().count(), 2);
         assert_eq!(rows.len(), 5);
         assert_eq!(
             rows[3],
@@ -340,7 +370,7 @@ mod tests {
             "bob disconnected (dropped)",
             "bob > PING",
         ]);
-        assert_eq!(scene.participants().len(), 3);
+        assert_eq!(scene.participants().count(), 3);
         let whose: Vec<Party> = rows
             .iter()
             .filter_map(|row| match row {
@@ -350,7 +380,7 @@ mod tests {
             .collect();
         // The drop ends the first; its session's own end draws nothing.
         assert_eq!(whose, [1, 2, 2]);
-        assert!(scene.participants()[2].open);
+        assert!(scene.participant(2).open);
     }
 
     #[test]
@@ -411,5 +441,20 @@ mod tests {
         assert_eq!(scene.max_connections(), Some(3));
         let open: Vec<&str> = scene.open().map(|(_, p)| p.label()).collect();
         assert_eq!(open, ["bob"]);
+    }
+
+    #[test]
+    fn a_lasting_scene_forgets_the_oldest_ended_connections() {
+        let (mut scene, _) = scene(&[
+            "127.0.0.1:5 accepted (1/5 connections)",
+            "127.0.0.1:6 accepted (2/5 connections)",
+            "127.0.0.1:5 disconnected (connection closed)",
+            "127.0.0.1:7 accepted (2/5 connections)",
+            "127.0.0.1:6 disconnected (connection closed)",
+        ]);
+        scene.forget_ended(1);
+        let kept: Vec<Party> = scene.participants().map(|(party, _)| party).collect();
+        assert_eq!(kept, [SERVER, 2, 3]);
+        assert_eq!(scene.participant(1).label(), "?");
     }
 }

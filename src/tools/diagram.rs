@@ -258,16 +258,11 @@ fn chosen_parties(options: &DiagramOptions, scene: &Scene) -> Option<HashSet<Par
         return None;
     }
     let wanted: HashSet<String> = options.only.iter().map(|w| w.to_lowercase()).collect();
-    let chosen = scene
-        .participants()
-        .iter()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, p)| {
-            let name = p.name.as_deref().map(str::to_lowercase);
-            name.is_some_and(|name| wanted.contains(&name))
-                || p.addr.as_deref().is_some_and(|addr| wanted.contains(addr))
-        });
+    let chosen = scene.participants().skip(1).filter(|(_, p)| {
+        let name = p.name.as_deref().map(str::to_lowercase);
+        name.is_some_and(|name| wanted.contains(&name))
+            || p.addr.as_deref().is_some_and(|addr| wanted.contains(addr))
+    });
     Some(chosen.map(|(party, _)| party).collect())
 }
 
