@@ -76,6 +76,10 @@ Server options:
   --idle-timeout SECS     close connections silent for SECS, 0 for never [default: {idle}]
   --write-timeout SECS    drop clients that do not read a line within SECS, at least 1 [default: {write}]
   --verbose               log every line in and out
+  --watch ADDR:PORT       serve a live view of the protocol (a sequence diagram, the slots)
+                          to a browser at http://ADDR:PORT/, for a projector. Off by default.
+                          It shows message texts, as --verbose does, to whoever can reach
+                          that port: 127.0.0.1:8080 keeps it to this machine
   --help                  print this help
   --version               print the version
 
@@ -240,6 +244,13 @@ fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
             "--verbose" | "-v" => {
                 no_value(&flag, &inline)?;
                 config.verbose = true;
+            }
+            "--watch" => {
+                config.watch = Some(parse_value(
+                    &flag,
+                    &args.value(&flag, inline)?,
+                    "ADDR:PORT, such as 127.0.0.1:8080 or [::]:8080",
+                )?)
             }
             "--bind" => {
                 config.bind = parse_value(
@@ -527,6 +538,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(600)));
         assert_eq!(config.write_timeout, Duration::from_secs(2));
         assert!(!config.verbose);
+        assert_eq!(config.watch, None);
     }
 
     #[test]
@@ -548,7 +560,9 @@ mod tests {
             "--write-timeout",
             "3",
             "--verbose",
+            "--watch=[::1]:8080",
         ]);
+        assert_eq!(config.watch, Some("[::1]:8080".parse().unwrap()));
         assert_eq!(config.bind.to_string(), "::1");
         assert_eq!(config.port, 0);
         assert_eq!(config.max_connections, 7);
@@ -576,6 +590,8 @@ mod tests {
         assert!(error(&["--idle-timeout", "-1"]).contains("invalid value"));
         assert!(error(&["--verbose=yes"]).contains("takes no value"));
         assert!(error(&["chat"]).contains("unexpected argument"));
+        assert!(error(&["--watch", "8080"]).contains("ADDR:PORT"));
+        assert!(error(&["--watch"]).contains("needs a value"));
     }
 
     fn connect(args: &[&str]) -> ConnectOptions {

@@ -11,6 +11,7 @@
 //! | one batch of deliveries and replies; `RECEIVE` before `OK SEND` | `outbox` |
 //! | the operator's log, which can neither block nor kill the server | `log` |
 //! | the operator's console on standard input (`list`, `kick`) | `console` |
+//! | the live view of the protocol for a projector (`--watch`) | `watch` |
 //! | settings and their defaults | [`config`] |
 //!
 //! The threads: one accepts connections (here); one per connection runs
@@ -26,6 +27,7 @@ mod peer;
 mod registry;
 mod session;
 mod slots;
+mod watch;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -70,6 +72,7 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     next_id: ConnId,
+    watch_addr: Option<SocketAddr>,
 }
 
 /// Binds a server with `config`, starts its console on standard input, and
@@ -91,7 +94,13 @@ impl Server {
     /// a sink, or a pipe they read).
     pub fn bind_with_log(config: Config, log: impl Write + Send + 'static) -> io::Result<Server> {
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
-        let log = Log::start(log, config.verbose)?;
+        let mut log = Log::start(log, config.verbose)?;
+        let mut watch_addr = None;
+        if let Some(address) = config.watch {
+            let (watch, bound) = watch::Watch::start(address)?;
+            log = log.watched_by(watch, bound);
+            watch_addr = Some(bound);
+        }
         let shared = Arc::new(Shared {
             slots: Slots::new(config.max_connections),
             config,
@@ -102,7 +111,14 @@ impl Server {
             listener,
             shared,
             next_id: 1,
+            watch_addr,
         })
+    }
+
+    /// Where the live view serves (`--watch`, with the port the system
+    /// chose for port 0), if it is on.
+    pub fn watch_addr(&self) -> Option<SocketAddr> {
+        self.watch_addr
     }
 
     /// The address actually bound (with the port the system chose for
@@ -176,6 +192,7 @@ impl Server {
         let _ = stream.set_write_timeout(Some(timeout)).and_then(|()| {
             peer::write_before(&stream, &line, Instant::now().checked_add(timeout), timeout)
         });
+        self.shared.log.refusal(&stream, &line);
         // Closing a socket that still holds unread input makes the system
         // reset the connection, which can destroy the ERR FULL line before
         // it is sent: read whatever the client already sent. (Bounded, so
