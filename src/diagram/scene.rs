@@ -220,10 +220,7 @@ impl Scene {
             }
             Event::LogLinesDropped { count } => rows.push(Row::Missing { count: *count }),
             Event::Note { over, text } => {
-                let over = over
-                    .iter()
-                    .filter_map(|label| self.labels.get(*label).copied())
-                    .collect();
+                let over = over.iter().filter_map(|label| self.named(label)).collect();
                 rows.push(Row::Note {
                     over,
                     text: (*text).to_owned(),
@@ -272,6 +269,18 @@ impl Scene {
             }
         }
         rows.push(Row::End { who, why });
+    }
+
+    /// The open connection that `label` names, or else the last one it
+    /// named (a note may follow a connection's end).
+    fn named(&self, label: &str) -> Option<Party> {
+        self.labels.get(label).copied().or_else(|| {
+            let named = |p: &Participant| {
+                p.name.as_deref() == Some(label) || p.addr.as_deref() == Some(label)
+            };
+            let mut all = self.participants.iter().rev();
+            all.find(|(_, p)| named(p)).map(|(&party, _)| party)
+        })
     }
 
     /// The open connection that `label` names, or a new participant: one
@@ -405,6 +414,8 @@ mod tests {
         let (_, rows) = scene(&[
             "127.0.0.1:5 logged in as bob (1 logged in)",
             "note over bob, nobody: bob stops reading",
+            "127.0.0.1:5 disconnected (connection closed)",
+            "note over bob: bob is gone",
             "accept failed: Too many open files (os error 24)",
             "3 log lines dropped",
             "127.0.0.1:9 refused: server full",
@@ -415,6 +426,14 @@ mod tests {
                 Row::Note {
                     over: vec![1],
                     text: "bob stops reading".into()
+                },
+                Row::End {
+                    who: 1,
+                    why: Why::ClosedByClient
+                },
+                Row::Note {
+                    over: vec![1],
+                    text: "bob is gone".into()
                 },
                 Row::Note {
                     over: vec![],
