@@ -86,14 +86,14 @@ fn parse_all(diagrams: &[(String, String)]) -> Option<Vec<Parsed>> {
 
 /// Reads `{"name":..,"ok":..,"error":..,"messages":[..]}`, just enough.
 fn read_result(line: &str) -> Parsed {
-    let mut strings = JsonStrings(line);
+    let strings = JsonStrings(line);
     let mut parsed = Parsed {
         name: String::new(),
         error: None,
         messages: Vec::new(),
     };
     let mut key = None;
-    while let Some(token) = strings.next() {
+    for token in strings {
         match (key.take(), token) {
             (_, Token::Key(k)) => key = Some(k),
             (Some(k), Token::Str(s)) if k == "name" => parsed.name = s,
