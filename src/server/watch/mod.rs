@@ -120,7 +120,13 @@ impl Watch {
     pub(crate) fn start(address: SocketAddr) -> io::Result<(Arc<Watch>, SocketAddr)> {
         let listener = TcpListener::bind(address)?;
         let bound = listener.local_addr()?;
-        let watch = Arc::new(Watch {
+        let watch = Arc::new(Watch::new());
+        serve::spawn(listener, Arc::clone(&watch))?;
+        Ok((watch, bound))
+    }
+
+    fn new() -> Watch {
+        Watch {
             credits: AtomicUsize::new(0),
             watched: AtomicBool::new(false),
             skipped: AtomicBool::new(false),
@@ -132,9 +138,7 @@ impl Watch {
                 next_viewer: 1,
                 last_tick: Instant::now(),
             }),
-        });
-        serve::spawn(listener, Arc::clone(&watch))?;
-        Ok((watch, bound))
+        }
     }
 
     /// Whether a wire line should be formatted and handed to
@@ -258,11 +262,15 @@ impl Watch {
     /// to the viewers if lines were skipped in the last one. Called by
     /// the viewers' threads, at least once a tick.
     pub(crate) fn tick(&self) {
+        self.tick_at(Instant::now());
+    }
+
+    fn tick_at(&self, now: Instant) {
         let mut state = self.lock();
-        if state.last_tick.elapsed() < TICK || state.viewers.is_empty() {
+        if now.saturating_duration_since(state.last_tick) < TICK || state.viewers.is_empty() {
             return;
         }
-        state.last_tick = Instant::now();
+        state.last_tick = now;
         self.credits.store(LINES_PER_TICK, Ordering::Relaxed);
         if self.skipped.swap(false, Ordering::Relaxed) {
             let note = sse(r#"{"type":"skipped"}"#);
@@ -312,4 +320,92 @@ impl State {
 /// One Server-Sent Event carrying `data` (one line of JSON).
 fn sse(data: &str) -> String {
     format!("data: {data}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "2026-11-24T16:20:05Z";
+
+    #[test]
+    fn without_a_viewer_wire_lines_are_not_taken() {
+        let watch = Watch::new();
+        assert!(!watch.takes_line());
+        let viewer = watch.subscribe().unwrap();
+        assert!(watch.takes_line());
+        watch.unsubscribe(viewer.id);
+        assert!(!watch.takes_line());
+        assert!(!watch.skipped.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_tick_takes_so_many_lines_then_says_some_were_skipped() {
+        let watch = Watch::new();
+        let viewer = watch.subscribe().unwrap();
+        let _state = viewer.messages.recv().unwrap();
+        let mut taken = 0;
+        for _ in 0..LINES_PER_TICK * 3 {
+            if watch.takes_line() {
+                watch.line(&format!("{T} bob > PING"));
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, LINES_PER_TICK);
+        watch.tick_at(Instant::now() + TICK);
+        assert!(watch.takes_line());
+        let messages: Vec<Arc<str>> = viewer.messages.try_iter().collect();
+        assert_eq!(messages.len(), LINES_PER_TICK + 1);
+        assert!(messages[LINES_PER_TICK].contains(r#"{"type":"skipped"}"#));
+    }
+
+    #[test]
+    fn a_viewer_that_does_not_keep_up_is_dropped_never_waited_for() {
+        let watch = Watch::new();
+        let viewer = watch.subscribe().unwrap();
+        let keeping_up = watch.subscribe().unwrap();
+        let started = Instant::now();
+        for i in 0..VIEWER_QUEUE * 4 {
+            watch.event(&format!("{T} 127.0.0.1:{i} accepted (1/5 connections)"));
+            while keeping_up.messages.try_recv().is_ok() {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(viewer.dropped.load(Ordering::Relaxed));
+        assert!(!keeping_up.dropped.load(Ordering::Relaxed));
+        // What it was sent is still bounded by its queue.
+        assert!(viewer.messages.try_iter().count() <= VIEWER_QUEUE);
+        watch.unsubscribe(keeping_up.id);
+        assert!(!watch.takes_line(), "no viewer left");
+    }
+
+    #[test]
+    fn a_new_viewer_starts_from_the_state_and_the_last_rows() {
+        let watch = Watch::new();
+        watch.event("minichat: listening on 0.0.0.0:1234 (max 5 connections)");
+        watch.event(&format!("{T} 127.0.0.1:5 accepted (1/5 connections)"));
+        watch.event(&format!("{T} 127.0.0.1:5 logged in as alice (1 logged in)"));
+        let viewer = watch.subscribe().unwrap();
+        let state = viewer.messages.recv().unwrap();
+        let events: Vec<&str> = state.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(
+            events,
+            [
+                r#"data: {"type":"party","id":1,"label":"alice","addr":"127.0.0.1:5","open":true}"#,
+                r#"data: {"type":"slots","open":1,"max":5,"holders":[1]}"#,
+                r#"data: {"type":"row","time":"16:20:05","kind":"opened","who":1,"text":"(connects: 1/5 slots taken)"}"#,
+                r#"data: {"type":"row","time":"16:20:05","kind":"login","who":1}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn viewers_are_bounded() {
+        let watch = Watch::new();
+        let viewers: Vec<Subscription> = (0..MAX_VIEWERS)
+            .map(|_| watch.subscribe().unwrap())
+            .collect();
+        assert!(watch.subscribe().is_none());
+        watch.unsubscribe(viewers[0].id);
+        assert!(watch.subscribe().is_some());
+    }
 }

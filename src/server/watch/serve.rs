@@ -2,7 +2,7 @@
 //! the chat server does. A viewer's thread writes its queue to its socket
 //! and renews the budget of wire lines ([`Watch::tick`]).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +10,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::super::peer::write_before;
 use super::http::{self, Route};
 use super::{MAX_HTTP_CONNECTIONS, TICK, Watch};
 
@@ -29,6 +30,11 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting to a stream that ended
 /// (a viewer dropped for lagging, a server restarted).
 const RECONNECT_MS: u64 = 1000;
+
+/// How long, and for how many reads of 4 KiB, a connection that got an
+/// error is read before it is closed (see [`linger`]).
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_READS: usize = 16;
 
 /// A thread that serves one connection needs little: its buffers are small.
 const STACK_BYTES: usize = 64 * 1024;
@@ -95,7 +101,10 @@ fn answer(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
     stream.set_read_timeout(Some(http::REQUEST_TIMEOUT))?;
     let request = match http::read_request(&mut stream) {
         Ok(request) => request,
-        Err(status) => return http::write_error(&mut stream, status),
+        Err(status) => {
+            http::write_error(&mut stream, status)?;
+            return linger(stream);
+        }
     };
     match request.route {
         Route::Page => http::write_ok(
@@ -115,24 +124,40 @@ fn answer(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
     }
 }
 
-/// Writes the view's messages to a viewer until it goes, lags, or the
-/// write fails.
+/// Closes after an error without losing it: a socket closed with unread
+/// input (a request's body, the rest of an over-long head) is reset, and
+/// a reset can destroy the response before the client reads it. So: end
+/// of stream, then read and forget what comes, within bounds.
+fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    let mut sink = [0; 4096];
+    for _ in 0..LINGER_READS {
+        if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the view's messages to a viewer until it goes, lags, or a
+/// write fails. A batch that its socket does not take within
+/// [`WRITE_TIMEOUT`] (however slowly the viewer reads) ends the stream.
 fn stream_events(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
     let Some(viewer) = watch.subscribe() else {
-        return http::write_error(&mut stream, http::UNAVAILABLE);
+        http::write_error(&mut stream, http::UNAVAILABLE)?;
+        return linger(stream);
     };
-    let watched = Watched {
+    let _watched = Watched {
         watch,
         id: viewer.id,
     };
     http::write_stream_head(&mut stream)?;
-    write!(stream, "retry: {RECONNECT_MS}\n\n")?;
+    let mut batch = format!("retry: {RECONNECT_MS}\n\n");
     let mut last_write = Instant::now();
-    let mut batch = String::new();
     loop {
         match viewer.messages.recv_timeout(TICK) {
             Ok(first) => {
-                batch.clear();
                 batch.push_str(&first);
                 // What else is queued goes in the same write.
                 while let Ok(more) = viewer.messages.try_recv() {
@@ -141,17 +166,36 @@ fn stream_events(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
                 if viewer.dropped.load(Ordering::Relaxed) {
                     return Ok(()); // lagging: the browser reconnects
                 }
-                stream.write_all(batch.as_bytes())?;
-                last_write = Instant::now();
             }
+            Err(RecvTimeoutError::Timeout) if gone(&stream) => return Ok(()),
             Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= KEEPALIVE => {
-                stream.write_all(b": keepalive\n\n")?;
-                last_write = Instant::now();
+                batch.push_str(": keepalive\n\n");
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
-        watched.watch.tick();
+        if !batch.is_empty() {
+            let deadline = Instant::now().checked_add(WRITE_TIMEOUT);
+            write_before(&stream, batch.as_bytes(), deadline, WRITE_TIMEOUT)?;
+            batch.clear();
+            last_write = Instant::now();
+        }
+        watch.tick();
+    }
+}
+
+/// Whether the viewer has closed its side (a tab closed), found without
+/// waiting; what it sends meanwhile is read and forgotten.
+fn gone(stream: &TcpStream) -> bool {
+    let mut sink = [0; 256];
+    let read = stream
+        .set_nonblocking(true)
+        .and_then(|()| (&*stream).read(&mut sink));
+    let blocking = stream.set_nonblocking(false);
+    match read {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock || blocking.is_err(),
     }
 }
 
