@@ -2,7 +2,7 @@
 //! the chat server does. A viewer's thread writes its queue to its socket
 //! and renews the budget of wire lines ([`Watch::tick`]).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
