@@ -8,10 +8,13 @@
 //! after copying package*.json there). Without them the test says so and
 //! passes, unless `MINICHAT_REQUIRE_MERMAID` is set (CI sets it).
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::json::{Strings, Token};
 use minichat::tools::diagram::{self, DiagramOptions};
 
 fn root() -> &'static Path {
@@ -86,7 +89,7 @@ fn parse_all(diagrams: &[(String, String)]) -> Option<Vec<Parsed>> {
 
 /// Reads `{"name":..,"ok":..,"error":..,"messages":[..]}`, just enough.
 fn read_result(line: &str) -> Parsed {
-    let strings = JsonStrings(line);
+    let strings = Strings(line);
     let mut parsed = Parsed {
         name: String::new(),
         error: None,
@@ -106,46 +109,6 @@ fn read_result(line: &str) -> Parsed {
         }
     }
     parsed
-}
-
-enum Token {
-    Key(String),
-    Str(String),
-}
-
-/// The strings of a line of JSON, each marked as a key or a value.
-struct JsonStrings<'a>(&'a str);
-
-impl Iterator for JsonStrings<'_> {
-    type Item = Token;
-    fn next(&mut self) -> Option<Token> {
-        let start = self.0.find('"')?;
-        let mut chars = self.0[start + 1..].char_indices();
-        let mut out = String::new();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '"' => break start + 1 + i,
-                '\\' => match chars.next()?.1 {
-                    'n' => out.push('\n'),
-                    't' => out.push('\t'),
-                    'u' => {
-                        let hex: String =
-                            (0..4).filter_map(|_| chars.next().map(|c| c.1)).collect();
-                        let unit = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
-                    }
-                    other => out.push(other),
-                },
-                c => out.push(c),
-            }
-        };
-        self.0 = &self.0[end + 1..];
-        Some(match self.0.trim_start().starts_with(':') {
-            true => Token::Key(out),
-            false => Token::Str(out),
-        })
-    }
 }
 
 fn json(text: &str) -> String {

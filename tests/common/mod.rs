@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use minichat::{Config, Server};
 
+pub mod devtools;
+pub mod json;
 pub mod stage;
 
 /// How long a test waits for a line it expects before failing.
