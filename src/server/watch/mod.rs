@@ -74,6 +74,20 @@ const REMEMBERED_ENDED: usize = 64;
 /// thread) and the viewers' threads.
 #[derive(Debug)]
 pub(crate) struct Watch {
+    /// What every wire line reads: on a cache line of its own.
+    gate: Gate,
+    /// The view's open connections, at most [`MAX_HTTP_CONNECTIONS`].
+    connections: AtomicUsize,
+    state: Mutex<State>,
+}
+
+/// The flags every session thread reads for every wire line, kept on a
+/// cache line of their own: the state's lock, taken by the viewers'
+/// threads, would otherwise make each of its writes a cache miss for the
+/// sessions.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Gate {
     /// Wire lines the viewers may still be shown in this tick; always 0
     /// when nobody watches. The only thing a wire line costs without a
     /// viewer is reading it.
@@ -82,9 +96,6 @@ pub(crate) struct Watch {
     watched: AtomicBool,
     /// Wire lines were skipped in this tick (over the budget).
     skipped: AtomicBool,
-    /// The view's open connections, at most [`MAX_HTTP_CONNECTIONS`].
-    connections: AtomicUsize,
-    state: Mutex<State>,
 }
 
 #[derive(Debug)]
@@ -127,9 +138,7 @@ impl Watch {
 
     fn new() -> Watch {
         Watch {
-            credits: AtomicUsize::new(0),
-            watched: AtomicBool::new(false),
-            skipped: AtomicBool::new(false),
+            gate: Gate::default(),
             connections: AtomicUsize::new(0),
             state: Mutex::new(State {
                 scene: Scene::default(),
@@ -145,11 +154,11 @@ impl Watch {
     /// [`line`](Self::line): someone watches, and this tick's budget is
     /// not spent. Without a viewer, one atomic load.
     pub(crate) fn takes_line(&self) -> bool {
-        if self.credits.load(Ordering::Relaxed) > 0 {
+        if self.gate.credits.load(Ordering::Relaxed) > 0 {
             return true;
         }
-        if self.watched.load(Ordering::Relaxed) && !self.skipped.load(Ordering::Relaxed) {
-            self.skipped.store(true, Ordering::Relaxed);
+        if self.gate.watched.load(Ordering::Relaxed) && !self.gate.skipped.load(Ordering::Relaxed) {
+            self.gate.skipped.store(true, Ordering::Relaxed);
         }
         false
     }
@@ -164,6 +173,7 @@ impl Watch {
     /// yes.
     pub(crate) fn line(&self, line: &str) {
         let _ = self
+            .gate
             .credits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         self.read(line);
@@ -242,8 +252,8 @@ impl Watch {
             queue,
             dropped: Arc::clone(&dropped),
         });
-        self.watched.store(true, Ordering::Relaxed);
-        self.credits.store(LINES_PER_TICK, Ordering::Relaxed);
+        self.gate.watched.store(true, Ordering::Relaxed);
+        self.gate.credits.store(LINES_PER_TICK, Ordering::Relaxed);
         Some(Subscription {
             id,
             messages,
@@ -271,8 +281,8 @@ impl Watch {
             return;
         }
         state.last_tick = now;
-        self.credits.store(LINES_PER_TICK, Ordering::Relaxed);
-        if self.skipped.swap(false, Ordering::Relaxed) {
+        self.gate.credits.store(LINES_PER_TICK, Ordering::Relaxed);
+        if self.gate.skipped.swap(false, Ordering::Relaxed) {
             let note = sse(r#"{"type":"skipped"}"#);
             self.broadcast(&mut state, note.into());
         }
@@ -295,8 +305,8 @@ impl Watch {
     /// With no viewer left, wire lines cost nothing again.
     fn when_unwatched(&self, state: &State) {
         if state.viewers.is_empty() {
-            self.watched.store(false, Ordering::Relaxed);
-            self.credits.store(0, Ordering::Relaxed);
+            self.gate.watched.store(false, Ordering::Relaxed);
+            self.gate.credits.store(0, Ordering::Relaxed);
         }
     }
 
@@ -336,7 +346,7 @@ mod tests {
         assert!(watch.takes_line());
         watch.unsubscribe(viewer.id);
         assert!(!watch.takes_line());
-        assert!(!watch.skipped.load(Ordering::Relaxed));
+        assert!(!watch.gate.skipped.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -155,6 +155,7 @@ fn stream_events(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
     http::write_stream_head(&mut stream)?;
     let mut batch = format!("retry: {RECONNECT_MS}\n\n");
     let mut last_write = Instant::now();
+    let mut last_tick = Instant::now();
     loop {
         match viewer.messages.recv_timeout(TICK) {
             Ok(first) => {
@@ -180,7 +181,10 @@ fn stream_events(mut stream: TcpStream, watch: &Watch) -> io::Result<()> {
             batch.clear();
             last_write = Instant::now();
         }
-        watch.tick();
+        if last_tick.elapsed() >= TICK {
+            watch.tick();
+            last_tick = Instant::now();
+        }
     }
 }
 
