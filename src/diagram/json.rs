@@ -70,10 +70,7 @@ pub fn row(row: &Row, time: Option<&str>, lang: Lang) -> String {
                 LineKind::Error => "error",
                 LineKind::Receive => "receive",
             };
-            let shown = match text.trim_matches(' ') {
-                "" => lang.blank_line(text.len()),
-                _ => text.clone(),
-            };
+            let shown = lang.line(text);
             write!(
                 out,
                 r#","kind":"line","who":{who},"dir":"{dir}","style":"{style}","text":{}"#,

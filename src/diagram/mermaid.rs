@@ -96,10 +96,7 @@ impl Drawing<'_> {
                 kind,
                 text,
             } => {
-                let shown = match text.trim_matches(' ') {
-                    "" => lang.blank_line(text.len()),
-                    _ => text.clone(),
-                };
+                let shown = lang.line(text);
                 let arrow = match direction {
                     Direction::In => format!("{}->>S", id(*who)),
                     Direction::Out => format!("S-->>{}", id(*who)),

@@ -67,8 +67,16 @@ impl Lang {
         }
     }
 
-    /// A line with nothing to show: empty, or only spaces.
-    pub fn blank_line(self, spaces: usize) -> String {
+    /// The text a wire line is shown with: itself, or what it is if there
+    /// is nothing to show (empty, or only spaces).
+    pub fn line(self, text: &str) -> String {
+        match text.trim_matches(' ') {
+            "" => self.blank_line(text.len()),
+            _ => text.to_owned(),
+        }
+    }
+
+    fn blank_line(self, spaces: usize) -> String {
         match (self, spaces) {
             (Lang::En, 0) => "(empty line)".into(),
             (Lang::Fr, 0) => "(ligne vide)".into(),

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use crate::diagram::scene::{Party, Row, Scene};
 use crate::diagram::{Lang, event, mermaid};
+use crate::tools::remote::skip_rest_of_line;
 
 /// A log line longer than this is not one of the server's (they are
 /// under 300 bytes): it is skipped, and its bytes are not kept.
@@ -194,26 +195,6 @@ fn read(mut input: impl BufRead, summary: &mut Summary) -> io::Result<(Scene, Ve
         }));
     }
     Ok((scene, timed))
-}
-
-/// Reads and forgets the rest of an over-long line.
-fn skip_rest_of_line(input: &mut impl BufRead) -> io::Result<()> {
-    loop {
-        let buffer = input.fill_buf()?;
-        if buffer.is_empty() {
-            return Ok(());
-        }
-        match buffer.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                input.consume(i + 1);
-                return Ok(());
-            }
-            None => {
-                let n = buffer.len();
-                input.consume(n);
-            }
-        }
-    }
 }
 
 /// The rows the options keep, with a last note for those `--max-lines`
