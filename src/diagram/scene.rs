@@ -104,9 +104,11 @@ pub struct Scene {
     next: Party,
     /// The addresses and names of open connections.
     labels: HashMap<String, Party>,
-    /// Connections dropped or kicked, whose session has not yet logged its
-    /// own end (`disconnected (dropped)`), which must not end them twice.
-    ending: Vec<Party>,
+    /// A drop (`NAME dropped: cannot write to it`, or a kick) and its
+    /// session's own end (`NAME disconnected (dropped)`) are two events,
+    /// logged by two threads in either order; the first draws the end, the
+    /// second nothing. These wait for their second event.
+    half_ended: Vec<Party>,
     /// `--max-connections`, once the log said it.
     max: Option<usize>,
 }
@@ -121,7 +123,7 @@ impl Default for Scene {
             participants: BTreeMap::from([(SERVER, server)]),
             next: SERVER + 1,
             labels: HashMap::new(),
-            ending: Vec::new(),
+            half_ended: Vec::new(),
             max: None,
         }
     }
@@ -155,7 +157,7 @@ impl Scene {
         let excess = ended.len().saturating_sub(keep);
         for party in &ended[..excess] {
             self.participants.remove(party);
-            self.ending.retain(|who| who != party);
+            self.half_ended.retain(|who| who != party);
         }
     }
 
@@ -205,15 +207,9 @@ impl Scene {
             }
             Event::Ended { who, how } => self.ended(who, *how, rows),
             Event::Dropped { name, why } => {
-                let who = self.party(name);
-                self.end(who, Why::Dropped(Some((*why).to_owned())), rows);
-                self.ending.push(who);
+                self.dropped(name, Why::Dropped(Some((*why).to_owned())), rows)
             }
-            Event::Kicked { who } => {
-                let who = self.party(who);
-                self.end(who, Why::Kicked, rows);
-                self.ending.push(who);
-            }
+            Event::Kicked { who } => self.dropped(who, Why::Kicked, rows),
             Event::Refused { addr } => {
                 let who = self.party(addr.unwrap_or("?"));
                 self.end(who, Why::Refused, rows);
@@ -236,39 +232,64 @@ impl Scene {
     /// A session logged its end.
     fn ended(&mut self, label: &str, how: Ending<'_>, rows: &mut Vec<Row>) {
         if how == Ending::Dropped {
-            // Dropped or kicked earlier, and already drawn as ended then.
-            let named = |who: &Party| {
-                let p = self.participant(*who);
-                p.name.as_deref() == Some(label) || p.addr.as_deref() == Some(label)
-            };
-            if let Some(i) = self.ending.iter().position(named) {
-                self.ending.remove(i);
-                return;
+            if let Some(who) = self.take_half_ended(label) {
+                return self.unlabel(who); // its drop drew the end
             }
+            // Its drop comes next, and will draw the end with its reason.
+            let who = self.party(label);
+            self.unlabel(who);
+            if let Some(participant) = self.participants.get_mut(&who) {
+                participant.open = false;
+            }
+            return self.half_ended.push(who);
         }
         let why = match how {
             Ending::Quit => Why::Quit,
             Ending::LoginTimeout => Why::LoginTimeout,
             Ending::IdleTimeout => Why::IdleTimeout,
             Ending::Closed => Why::ClosedByClient,
-            Ending::Dropped => Why::Dropped(None),
+            Ending::Dropped => Why::Dropped(None), // handled above
             Ending::Failed(error) => Why::Failed(error.to_owned()),
         };
         let who = self.party(label);
         self.end(who, why, rows);
     }
 
+    /// A writer dropped `label`, or the console kicked it: draws its end,
+    /// unless its session's end came first (see `half_ended`).
+    fn dropped(&mut self, label: &str, why: Why, rows: &mut Vec<Row>) {
+        match self.take_half_ended(label) {
+            Some(who) => rows.push(Row::End { who, why }),
+            None => {
+                let who = self.party(label);
+                self.end(who, why, rows);
+                self.half_ended.push(who);
+            }
+        }
+    }
+
+    /// The half-ended connection `label` names, taken off the list.
+    fn take_half_ended(&mut self, label: &str) -> Option<Party> {
+        let named = |who: &Party| {
+            let p = self.participant(*who);
+            p.name.as_deref() == Some(label) || p.addr.as_deref() == Some(label)
+        };
+        let i = self.half_ended.iter().position(named)?;
+        Some(self.half_ended.remove(i))
+    }
+
     /// Draws the end of `who`, and frees its labels for newcomers.
     fn end(&mut self, who: Party, why: Why, rows: &mut Vec<Row>) {
         if let Some(participant) = self.participants.get_mut(&who) {
             participant.open = false;
-            for label in [&participant.addr, &participant.name].into_iter().flatten() {
-                if self.labels.get(label) == Some(&who) {
-                    self.labels.remove(label);
-                }
-            }
         }
+        self.unlabel(who);
         rows.push(Row::End { who, why });
+    }
+
+    /// Frees the labels of `who` for newcomers.
+    fn unlabel(&mut self, who: Party) {
+        self.labels.retain(|_, party| *party != who);
     }
 
     /// The open connection that `label` names, or else the last one it
@@ -390,6 +411,31 @@ mod tests {
         // The drop ends the first; its session's own end draws nothing.
         assert_eq!(whose, [1, 2, 2]);
         assert!(scene.participant(2).open);
+    }
+
+    #[test]
+    fn a_drop_draws_the_same_whichever_of_its_two_events_comes_first() {
+        let drop_first = [
+            "127.0.0.1:5 logged in as bob (1 logged in)",
+            "bob dropped: cannot write to it (timed out)",
+            "bob disconnected (dropped)",
+            "127.0.0.1:6 logged in as bob (1 logged in)",
+        ];
+        let end_first = [drop_first[0], drop_first[2], drop_first[1], drop_first[3]];
+        let (first, rows) = scene(&drop_first);
+        let (second, same_rows) = scene(&end_first);
+        assert_eq!(rows, same_rows);
+        assert_eq!(
+            rows[1],
+            Row::End {
+                who: 1,
+                why: Why::Dropped(Some("timed out".into()))
+            }
+        );
+        for scene in [first, second] {
+            let open: Vec<Party> = scene.open().map(|(party, _)| party).collect();
+            assert_eq!(open, [2]);
+        }
     }
 
     #[test]

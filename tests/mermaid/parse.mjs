@@ -1,4 +1,4 @@
-// Parses Mermaid diagrams with Mermaid's own parser, for tests/mermaid.rs.
+// Parses Mermaid diagrams with Mermaid's own parser, for tests/show/mermaid.rs.
 // Reads a JSON array of {name, text} on stdin; writes one JSON object per
 // diagram on stdout: {name, ok, error} and, for sequence diagrams, the
 // messages' texts and the participants' labels as Mermaid read them, with

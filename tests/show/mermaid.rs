@@ -8,13 +8,11 @@
 //! after copying package*.json there). Without them the test says so and
 //! passes, unless `MINICHAT_REQUIRE_MERMAID` is set (CI sets it).
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::json::{Strings, Token};
+use crate::common::json::{Strings, Token};
 use minichat::tools::diagram::{self, DiagramOptions};
 
 fn root() -> &'static Path {

@@ -3,14 +3,12 @@
 //! it takes a bounded number of viewers; and a viewer that does not keep up
 //! is dropped while the chat goes on undelayed.
 
-mod common;
-
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Client, Pair, READ_TIMEOUT};
+use crate::common::{Client, Pair, READ_TIMEOUT};
 use minichat::{Config, Server};
 
 /// Starts a server with the live view on a free port; returns both
@@ -18,7 +16,7 @@ use minichat::{Config, Server};
 fn start() -> (SocketAddr, SocketAddr) {
     let config = Config {
         watch: Some("127.0.0.1:0".parse().unwrap()),
-        ..common::config()
+        ..crate::common::config()
     };
     let server = Server::bind_with_log(config, io::sink()).unwrap();
     let chat = server.local_addr().unwrap();
@@ -259,7 +257,7 @@ fn viewers_are_bounded() {
 fn a_viewer_that_does_not_read_delays_nobody() {
     let (chat, watch) = start();
     let deaf = Viewer::open(watch).unwrap();
-    common::shrink_receive_buffer(deaf.reader.get_ref(), 2048);
+    crate::common::shrink_receive_buffer(deaf.reader.get_ref(), 2048);
     let mut pair = Pair::login(chat, "w");
     let churn = thread::spawn(move || {
         for _ in 0..1000 {

@@ -7,15 +7,13 @@
 //! Without Chromium the test says so and passes, unless
 //! `MINICHAT_REQUIRE_BROWSER` is set (CI sets it, after installing it).
 
-mod common;
-
 use std::io;
 use std::path::Path;
 use std::thread;
 
-use common::devtools::{Browser, find_chromium};
-use common::json::{Strings, Token};
-use common::{Client, READ_TIMEOUT, WELCOME};
+use crate::common::devtools::{Browser, find_chromium};
+use crate::common::json::{Strings, Token};
+use crate::common::{Client, READ_TIMEOUT, WELCOME};
 use minichat::{Config, Server};
 
 /// Each drawn row: `FROM -> TO: TEXT` (a note: `over WHO: TEXT`).
@@ -49,7 +47,7 @@ fn the_page_draws_a_session_as_it_happens() {
     };
     let config = Config {
         watch: Some("127.0.0.1:0".parse().unwrap()),
-        ..common::config()
+        ..crate::common::config()
     };
     let server = Server::bind_with_log(config, io::sink()).unwrap();
     let chat = server.local_addr().unwrap();

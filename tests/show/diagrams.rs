@@ -5,22 +5,20 @@
 //! the document cannot drift from the server.
 //!
 //! To write the new diagrams into PROTOCOL.md after a change of the server
-//! or of the renderer: `MINICHAT_BLESS=1 cargo test --test diagrams`, then
+//! or of the renderer: `MINICHAT_BLESS=1 cargo test --test show diagrams`, then
 //! read the diff.
 //!
 //! The only thing a run may change is how many messages fill a socket's
 //! buffers (the stuck recipient's `loop N fois`): the count in a loop's
 //! label is not compared.
 
-mod common;
-
 use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::stage::Stage;
-use common::{Client, WELCOME};
+use crate::common::stage::Stage;
+use crate::common::{Client, WELCOME};
 use minichat::Config;
 use minichat::diagram::Lang;
 use minichat::tools::diagram::DiagramOptions;
@@ -62,7 +60,7 @@ fn check_in_protocol_md(name: &str, diagram: &str) {
         uncounted(written),
         uncounted(diagram),
         "PROTOCOL.md's diagram {name:?} is not what the server does now \
-         (MINICHAT_BLESS=1 cargo test --test diagrams writes it there); the run drew:\n{diagram}"
+         (MINICHAT_BLESS=1 cargo test --test show diagrams writes it there); the run drew:\n{diagram}"
     );
 }
 
@@ -78,7 +76,7 @@ fn uncounted(text: &str) -> String {
 }
 
 fn config() -> Config {
-    common::config()
+    crate::common::config()
 }
 
 /// Login, LIST, a message each way, QUIT.
@@ -252,12 +250,20 @@ fn stuck_recipient_dropped() {
     panic!("alice's writes never got stuck in a way the scene could tell");
 }
 
+/// What alice sends bob, again and again until his buffers are full (a
+/// longer text fills them with fewer lines).
+const FLOOD: &str = "Bob, tu es là ? Réponds-moi, je t'écris encore et encore";
+
 fn play_stuck_recipient() -> Option<String> {
     let mut stage = Stage::start(config());
     let mut alice = stage.login("alice");
-    let bob = stage.login("bob");
+    // Bob's receive buffer is made small from the start, so that fewer
+    // messages fill it.
+    let mut bob = stage.connect();
+    crate::common::shrink_receive_buffer(&bob.writer, 2048);
+    bob.expect(WELCOME);
+    bob.ask("CONNECT bob", "OK CONNECT bob");
     let mut carol = stage.login("carol");
-    common::shrink_receive_buffer(&bob.writer, 2048);
     let logged = stage.log.lines();
     let moment = Duration::from_millis(300);
     alice
@@ -267,7 +273,7 @@ fn play_stuck_recipient() -> Option<String> {
         .unwrap();
     let mut sent = 0;
     let stuck = loop {
-        alice.send("SEND bob Tu es là ?");
+        alice.send(&format!("SEND bob {FLOOD}"));
         sent += 1;
         match read_line(&mut alice) {
             Some(line) => assert_eq!(line, "OK SEND bob"),
@@ -287,7 +293,7 @@ fn play_stuck_recipient() -> Option<String> {
     alice
         .reader
         .get_ref()
-        .set_read_timeout(Some(common::READ_TIMEOUT))
+        .set_read_timeout(Some(crate::common::READ_TIMEOUT))
         .unwrap();
     let reply = alice.line();
     if reply == "OK SEND bob" {
