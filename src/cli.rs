@@ -730,6 +730,11 @@ mod tests {
             "--junit",
             "--only",
             "--write-timeout",
+            "--watch ADDR:PORT",
+            "shows message texts",
+            "minichat diagram",
+            "--max-lines",
+            "--lang",
         ] {
             assert!(usage.contains(word), "{word}");
         }

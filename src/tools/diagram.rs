@@ -111,8 +111,12 @@ impl Summary {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.skipped > 0 {
+            let lines = match self.skipped {
+                1 => "line is",
+                _ => "lines are",
+            };
             warnings.push(format!(
-                "{} input lines are not the server's log lines; skipped",
+                "{} input {lines} not the server's log; skipped",
                 self.skipped
             ));
         }

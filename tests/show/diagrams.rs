@@ -326,3 +326,59 @@ fn read_line(client: &mut Client) -> Option<String> {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// `minichat diagram` as a command: a file or standard input in, Mermaid
+/// out; what it skipped said on stderr; a file it cannot read is exit 1, a
+/// bad flag exit 2.
+#[test]
+fn the_diagram_command_reads_a_file_or_standard_input() {
+    use assert_cmd::Command;
+    let mut stage = Stage::start(config());
+    let mut alice = stage.login("alice");
+    alice.ask("PING", "OK PING");
+    let log = stage.log_until("alice < OK PING") + "a line of something else\n";
+    let path = std::env::temp_dir().join(format!("minichat-diagram-{}.log", std::process::id()));
+    std::fs::write(&path, &log).unwrap();
+    let from_file = Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["diagram", "--only", "ALICE"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(from_file.status.success());
+    let text = String::from_utf8(from_file.stdout.clone()).unwrap();
+    assert!(text.starts_with("sequenceDiagram\n"), "{text}");
+    assert!(
+        text.ends_with("    c1->>S: PING\n    S-->>c1: OK PING\n"),
+        "{text}"
+    );
+    let stderr = String::from_utf8(from_file.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "minichat: 1 input line is not the server's log; skipped\n"
+    );
+    let from_stdin = Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["diagram", "-", "--only=alice"])
+        .write_stdin(log)
+        .output()
+        .unwrap();
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+    let missing = Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["diagram", "/nonexistent/class.log"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .starts_with("minichat: cannot read /nonexistent/class.log: ")
+    );
+    let bad = Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["diagram", "--max-lines", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

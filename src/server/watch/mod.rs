@@ -192,13 +192,18 @@ impl Watch {
             .last()
             .map_or(0, |(party, _)| party);
         state.scene.feed(&entry, &mut rows);
-        // New participants first, so that the rows can name them.
-        let mut messages: Vec<String> = state
-            .scene
-            .participants()
-            .filter(|&(party, _)| party > known)
-            .map(|(party, p)| json::party(party, p))
-            .collect();
+        let mut messages: Vec<String> = Vec::new();
+        let watched = !state.viewers.is_empty();
+        if watched {
+            // New participants first, so that the rows can name them.
+            messages.extend(
+                state
+                    .scene
+                    .participants()
+                    .filter(|&(party, _)| party > known)
+                    .map(|(party, p)| json::party(party, p)),
+            );
+        }
         let mut slots_changed = !messages.is_empty();
         let mut changed: Vec<Party> = Vec::new();
         for row in &rows {
@@ -211,15 +216,17 @@ impl Watch {
                 _ => {}
             }
         }
-        slots_changed |= !changed.is_empty();
-        for who in changed {
-            messages.push(json::party(who, state.scene.participant(who)));
-        }
-        if slots_changed {
-            messages.push(json::slots(&state.scene));
+        if watched {
+            slots_changed |= !changed.is_empty();
+            for who in changed {
+                messages.push(json::party(who, state.scene.participant(who)));
+            }
+            if slots_changed {
+                messages.push(json::slots(&state.scene));
+            }
         }
         state.scene.forget_ended(REMEMBERED_ENDED);
-        if !state.viewers.is_empty() {
+        if watched {
             let events: String = messages.iter().map(|m| sse(m)).collect();
             self.broadcast(&mut state, events.into());
         }
