@@ -97,7 +97,9 @@ impl Server {
         let mut log = Log::start(log, config.verbose)?;
         let mut watch_addr = None;
         if let Some(address) = config.watch {
-            let (watch, bound) = watch::Watch::start(address)?;
+            let (watch, bound) = watch::Watch::start(address).map_err(|e| {
+                io::Error::new(e.kind(), format!("the live view, --watch {address}: {e}"))
+            })?;
             log = log.watched_by(watch, bound);
             watch_addr = Some(bound);
         }
