@@ -585,8 +585,8 @@ enum Watching {
     OneViewer,
 }
 
-/// A minichat server with the live view off, or on with `viewers`
-/// reading its event stream as fast as they can; the viewer threads stop
+/// A minichat server with the live view off, on, or on with one viewer
+/// reading its event stream as fast as it can; the viewer's thread stops
 /// when the returned flag is set.
 fn start_watched(watching: Watching) -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
     let config = Config {
