@@ -5,8 +5,8 @@
 //!
 //! | step | module |
 //! | --- | --- |
-//! | a log line → an [`Event`](event::Event) | [`event`] |
-//! | events → [`Row`](scene::Row)s, and who is who | [`scene`] |
+//! | a log line → an [`Event`] | [`event`] |
+//! | events → [`Row`]s, and who is who | [`scene`] |
 //! | rows → Mermaid text | [`mermaid`] |
 //! | rows → JSON, for the live view | [`json`] |
 //! | the few words a diagram adds, in English or French | [`words`] |
