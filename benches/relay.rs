@@ -13,6 +13,10 @@
 //! 3. scale: 1 000 idle connections open, then the latency run again.
 //! 4. memory: resident memory of the server *process* (the release binary,
 //!    and the forwarder in a process of its own) with 5 and 1 000 clients.
+//! 5. the live view: latency and throughput of minichat with `--watch` and
+//!    no viewer, and with one viewer reading the event stream, against
+//!    `--watch` off; rounds interleaved, medians and spreads
+//!    (`MINICHAT_BENCH_SECTION=watch cargo bench` runs this part alone).
 //!
 //! The in-process servers log every connection on stderr, so the bench runs
 //! itself as a child and keeps only the lines that are not server events.
@@ -67,7 +71,7 @@ fn run_as_child() {
     let mut events = 0;
     for line in stderr.lines() {
         let line = line.unwrap();
-        if line.starts_with("20") || line.starts_with("minichat: listening") {
+        if line.starts_with("20") || line.starts_with("minichat: ") {
             events += 1;
         } else {
             eprintln!("{line}");
@@ -426,6 +430,9 @@ fn spawn_forwarder_process() -> (Child, SocketAddr) {
 // ---------------------------------------------------------------- report
 
 fn run() {
+    if env::var("MINICHAT_BENCH_SECTION").as_deref() == Ok("watch") {
+        return live_view_figures();
+    }
     let began = Instant::now();
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     println!("minichat relay bench: {TEXT_CHARS}-character messages, {cores} core(s) available");
@@ -560,5 +567,137 @@ fn run() {
     for (key, _, base, mc) in &rows {
         figures += &format!(" base_{key}={base:.1} minichat_{key}={mc:.1}");
     }
+    println!("{figures}");
+    println!();
+    live_view_figures();
+}
+
+// ---------------------------------------------------------- the live view
+
+/// Rounds of each live view figure, interleaved.
+const WATCH_ROUNDS: usize = 5;
+
+/// How the live view is set for a run.
+#[derive(Clone, Copy, PartialEq)]
+enum Watching {
+    Off,
+    NoViewer,
+    OneViewer,
+}
+
+/// A minichat server with the live view off, on, or on with one viewer
+/// reading its event stream as fast as it can; the viewer's thread stops
+/// when the returned flag is set.
+fn start_watched(watching: Watching) -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+    let config = Config {
+        bind: [127, 0, 0, 1].into(),
+        port: 0,
+        watch: (watching != Watching::Off).then(|| "127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    };
+    let server = Server::bind(config).unwrap();
+    let address = server.local_addr().unwrap();
+    let watch = server.watch_addr();
+    thread::spawn(move || server.run());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let (Watching::OneViewer, Some(watch)) = (watching, watch) {
+        let stop = Arc::clone(&stop);
+        let mut viewer = TcpStream::connect(watch).unwrap();
+        viewer
+            .write_all(b"GET /events HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .unwrap();
+        viewer
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut first = [0; 12];
+        viewer.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if matches!(viewer.read(&mut buf), Ok(0)) {
+                    panic!("the bench's viewer was dropped");
+                }
+            }
+        });
+    }
+    (address, stop)
+}
+
+fn live_view_figures() {
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    println!("live view (--watch): {WATCH_ROUNDS} interleaved rounds, {cores} core(s) available");
+    let kinds = [
+        (Watching::Off, "off"),
+        (Watching::NoViewer, "on, no viewer"),
+        (Watching::OneViewer, "on, one viewer"),
+    ];
+    let mut p50 = vec![Vec::new(); kinds.len()];
+    let mut p99 = vec![Vec::new(); kinds.len()];
+    let mut tput = vec![Vec::new(); kinds.len()];
+    for _ in 0..WATCH_ROUNDS {
+        for (k, (watching, _)) in kinds.iter().enumerate() {
+            let (address, stop) = start_watched(*watching);
+            let lat = latency(Relay::Minichat, address, "b");
+            p50[k].push(lat.0[0]);
+            p99[k].push(lat.0[1]);
+            tput[k].push(throughput(Relay::Minichat, address));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        format!("{lo:.0}-{hi:.0}")
+    };
+    println!();
+    println!(
+        "| {:<15} | {:>9} | {:>13} | {:>9} | {:>13} | {:>11} | {:>17} | {:>6} |",
+        "--watch",
+        "p50 (µs)",
+        "p50 range",
+        "p99 (µs)",
+        "p99 range",
+        "msg/s",
+        "msg/s range",
+        "vs off"
+    );
+    println!(
+        "| {:-<15} | {:->9} | {:->13} | {:->9} | {:->13} | {:->11} | {:->17} | {:->6} |",
+        "", "", "", "", "", "", "", ""
+    );
+    let off = median(&tput[0]);
+    let mut figures = String::from("watch");
+    for (k, (_, label)) in kinds.iter().enumerate() {
+        let t = median(&tput[k]);
+        println!(
+            "| {label:<15} | {:>9.1} | {:>13} | {:>9.1} | {:>13} | {:>11.0} | {:>17} | {:>6.2} |",
+            median(&p50[k]),
+            spread(&p50[k]),
+            median(&p99[k]),
+            spread(&p99[k]),
+            t,
+            spread(&tput[k]),
+            t / off
+        );
+        figures += &format!(
+            " {}_p50_us={:.1} {}_tput_msg_s={t:.0}",
+            ["off", "noviewer", "viewer"][k],
+            median(&p50[k]),
+            ["off", "noviewer", "viewer"][k]
+        );
+    }
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!();
+    println!(
+        "target throughput with one viewer >= 0.9 x off: {}",
+        met(median(&tput[2]) >= 0.9 * off)
+    );
     println!("{figures}");
 }

@@ -1,6 +1,6 @@
 //! The command line: `minichat [serve] [FLAGS]`, `minichat connect
 //! [HOST[:PORT]] [FLAGS]`, `minichat check [HOST[:PORT]] [FLAGS]`,
-//! `--help`, `--version`.
+//! `minichat diagram [FILE] [FLAGS]`, `--help`, `--version`.
 //!
 //! Parsing is a pure function from the arguments to an [`Invocation`], so
 //! every flag is tested without starting anything. A bad flag or value is a
@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::diagram::Lang;
 use crate::server::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
@@ -19,6 +20,7 @@ use crate::tools::check::launch::SpawnCommand;
 use crate::tools::check::settings::TimeLimit;
 use crate::tools::check::{CheckOptions, ServerUnderTest, checks, words};
 use crate::tools::connect::ConnectOptions;
+use crate::tools::diagram::{DiagramOptions, TimeBound};
 use crate::tools::remote::Target;
 
 /// What the command line asks for.
@@ -31,6 +33,8 @@ pub enum Invocation {
     Connect(ConnectOptions),
     /// `minichat check [HOST[:PORT]] [FLAGS]`: the conformance suite.
     Check(CheckOptions),
+    /// `minichat diagram [FILE] [FLAGS]`: a log to a sequence diagram.
+    Diagram(DiagramOptions),
     /// `--help` or `minichat help`: print [`usage`] on stdout.
     Help,
     /// `--version`: print the version on stdout.
@@ -59,6 +63,7 @@ Usage: minichat [serve] [OPTIONS]                run the server
        minichat connect [HOST[:PORT]] [OPTIONS]  talk to a server, line by line
        minichat check [HOST[:PORT]] [OPTIONS]    test a running server against the protocol
        minichat check --spawn CMD [OPTIONS]      start a server and test it completely
+       minichat diagram [FILE] [OPTIONS]         draw a --verbose log as a sequence diagram
        minichat help                             print this help
 
 HOST defaults to 127.0.0.1 and PORT to {port}; write an IPv6 address as [::1]:{port}.
@@ -73,6 +78,10 @@ Server options:
                           (SECS: whole seconds, up to 18446744073709551615; more than
                           100 years counts as 100 years)
   --verbose               log every line in and out
+  --watch ADDR:PORT       serve a live view of the protocol (a sequence diagram, the slots)
+                          to a browser at http://ADDR:PORT/, for a projector. Off by default.
+                          It shows message texts, as --verbose does, to whoever can reach
+                          that port: 127.0.0.1:8080 keeps it to this machine
   --help                  print this help
   --version               print the version
 
@@ -97,6 +106,14 @@ Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if no
   --idle-timeout SECS     its idle timeout, 0 for never
   --timeouts SECS         both of the above
   --write-timeout SECS    its write timeout
+
+Diagram options (reads FILE, or standard input if none or -; writes Mermaid text):
+  --only NAME[,NAME...]   only these users' connections (any case), or addresses
+  --from TIME             only from TIME on: 14:05, 14:05:30 or 2026-11-24T14:05:30Z (UTC,
+                          as the log writes it)
+  --until TIME            only up to TIME, included (--until 14:05 keeps 14:05:59)
+  --max-lines N           at most N rows
+  --lang LANG             en or fr, for the words the diagram adds [default: en]
 
 While the server runs, type on its standard input: list (the open connections),
 kick NAME or kick ADDRESS (close one), help.
@@ -145,6 +162,7 @@ where
         "serve" => parse_serve(Args::new(rest)),
         "connect" => parse_connect(Args::new(rest)),
         "check" => parse_check(Args::new(rest)),
+        "diagram" => parse_diagram(Args::new(rest)),
         "help" => Ok(Invocation::Help),
         _ => parse_serve(Args::new(args)), // `minichat [FLAGS]` serves
     }
@@ -228,6 +246,13 @@ fn parse_serve(mut args: Args) -> Result<Invocation, UsageError> {
             "--verbose" | "-v" => {
                 no_value(&flag, &inline)?;
                 config.verbose = true;
+            }
+            "--watch" => {
+                config.watch = Some(parse_value(
+                    &flag,
+                    &args.value(&flag, inline)?,
+                    "ADDR:PORT, such as 127.0.0.1:8080 or [::]:8080",
+                )?)
             }
             "--bind" => {
                 config.bind = parse_value(
@@ -360,6 +385,62 @@ fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
     Ok(Invocation::Check(options))
 }
 
+/// `minichat diagram [FILE] [--only NAMES] [--from TIME] [--until TIME]
+/// [--max-lines N] [--lang LANG]`.
+fn parse_diagram(mut args: Args) -> Result<Invocation, UsageError> {
+    let mut options = DiagramOptions::default();
+    while let Some(arg) = args.next()? {
+        let (flag, inline) = match arg {
+            Arg::Word(word) if options.input.is_none() => {
+                options.input = Some(PathBuf::from(word));
+                continue;
+            }
+            Arg::Word(word) => return Err(UsageError(format!("unexpected argument {word:?}"))),
+            Arg::Flag(flag, inline) if flag == "-" => {
+                no_value(&flag, &inline)?;
+                continue; // standard input, as with no FILE
+            }
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        if !["--only", "--from", "--until", "--max-lines", "--lang"].contains(&flag.as_str()) {
+            return Err(unknown(&flag));
+        }
+        let value = args.value(&flag, inline)?;
+        let time = |value: &str| {
+            TimeBound::parse(value).ok_or_else(|| {
+                UsageError(format!(
+                    "{flag}: invalid value {value:?}, expected a time such as 14:05, 14:05:30 \
+                     or 2026-11-24T14:05:30Z"
+                ))
+            })
+        };
+        match flag.as_str() {
+            "--only" => {
+                options.only = value
+                    .split(',')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if options.only.is_empty() {
+                    return Err(UsageError(format!("{flag}: no name given")));
+                }
+            }
+            "--from" => options.from = Some(time(&value)?),
+            "--until" => options.until = Some(time(&value)?),
+            "--max-lines" => options.max_lines = Some(at_least_one(&flag, &value)?),
+            "--lang" => {
+                options.lang = Lang::parse(&value).ok_or_else(|| {
+                    UsageError(format!(
+                        "{flag}: invalid value {value:?}, expected en or fr"
+                    ))
+                })?
+            }
+            _ => return Err(unknown(&flag)),
+        }
+    }
+    Ok(Invocation::Diagram(options))
+}
+
 /// The flags of `check` that describe a server already running.
 const DESCRIBING: [&str; 5] = [
     "--max-connections",
@@ -463,6 +544,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(600)));
         assert_eq!(config.write_timeout, Duration::from_secs(2));
         assert!(!config.verbose);
+        assert_eq!(config.watch, None);
     }
 
     #[test]
@@ -484,7 +566,9 @@ mod tests {
             "--write-timeout",
             "3",
             "--verbose",
+            "--watch=[::1]:8080",
         ]);
+        assert_eq!(config.watch, Some("[::1]:8080".parse().unwrap()));
         assert_eq!(config.bind.to_string(), "::1");
         assert_eq!(config.port, 0);
         assert_eq!(config.max_connections, 7);
@@ -530,6 +614,8 @@ mod tests {
         assert!(error(&["--idle-timeout", "-1"]).contains("invalid value"));
         assert!(error(&["--verbose=yes"]).contains("takes no value"));
         assert!(error(&["chat"]).contains("unexpected argument"));
+        assert!(error(&["--watch", "8080"]).contains("ADDR:PORT"));
+        assert!(error(&["--watch"]).contains("needs a value"));
     }
 
     fn connect(args: &[&str]) -> ConnectOptions {
@@ -668,6 +754,11 @@ mod tests {
             "--junit",
             "--only",
             "--write-timeout",
+            "--watch ADDR:PORT",
+            "shows message texts",
+            "minichat diagram",
+            "--max-lines",
+            "--lang",
         ] {
             assert!(usage.contains(word), "{word}");
         }
@@ -699,6 +790,44 @@ mod tests {
         );
         assert_eq!(connect(&["connect", "--keepalive=0"]).keepalive, None);
         assert!(error(&["connect", "--keepalive", "soon"]).contains("invalid value"));
+    }
+
+    fn diagram(args: &[&str]) -> DiagramOptions {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Diagram(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn diagram_reads_its_file_and_flags() {
+        assert_eq!(diagram(&["diagram"]), DiagramOptions::default());
+        assert_eq!(diagram(&["diagram", "-"]), DiagramOptions::default());
+        let options = diagram(&[
+            "diagram",
+            "class.log",
+            "--only",
+            "alice,Bob",
+            "--from=14:05",
+            "--until",
+            "2026-11-24T14:30:00Z",
+            "--max-lines",
+            "60",
+            "--lang",
+            "fr",
+        ]);
+        assert_eq!(options.input, Some(PathBuf::from("class.log")));
+        assert_eq!(options.only, ["alice", "Bob"]);
+        assert_eq!(options.from, TimeBound::parse("14:05"));
+        assert_eq!(options.until, TimeBound::parse("2026-11-24T14:30:00Z"));
+        assert_eq!(options.max_lines, Some(60));
+        assert_eq!(options.lang, Lang::Fr);
+        assert!(error(&["diagram", "--from", "2pm"]).contains("expected a time"));
+        assert!(error(&["diagram", "--max-lines", "0"]).contains("at least 1"));
+        assert!(error(&["diagram", "--lang", "de"]).contains("en or fr"));
+        assert!(error(&["diagram", "--only", ","]).contains("no name"));
+        assert!(error(&["diagram", "a", "b"]).contains("unexpected argument"));
+        assert!(error(&["diagram", "--verbose"]).contains("unknown option"));
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! version 1 (see PROTOCOL.md, in French, and README.md).
 //!
 //! A blocking server, one thread per client, standard library only. The
-//! crate has three parts, and its dependencies point one way:
+//! crate's parts, and their dependencies, which point one way:
 //!
 //! | part | what it holds | depends on |
 //! | --- | --- | --- |
 //! | [`protocol`] | the wire format: commands, replies, error codes, names, texts; pure, no I/O | nothing |
-//! | [`server`] | everything the server runs: accept loop, slots, sessions, registry, write path, log, console | `protocol` |
-//! | [`tools`] | the client tools `minichat connect` and `minichat check` | `protocol` |
-//! | [`cli`] | reading the command line of the three subcommands | `server`, `tools` |
+//! | [`diagram`] | sequence diagrams read from the server's log: Mermaid text, and rows for the live view; pure | nothing |
+//! | [`server`] | everything the server runs: accept loop, slots, sessions, registry, write path, log, console, live view | `protocol`, `diagram` |
+//! | [`tools`] | the client tools `minichat connect`, `minichat check` and `minichat diagram` | `protocol`, `diagram` |
+//! | [`cli`] | reading the command line of the four subcommands | `server`, `tools` |
 //!
 //! A test or a program starts a server exactly as the binary does:
 //!
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod cli;
+pub mod diagram;
 pub mod protocol;
 pub mod server;
 pub mod tools;

@@ -14,6 +14,7 @@ use minichat::cli::{self, Invocation};
 use minichat::server::{self, Config};
 use minichat::tools::check::{self, CheckOptions};
 use minichat::tools::connect::{self, ConnectOptions};
+use minichat::tools::diagram::{self, DiagramOptions};
 
 /// Exit code of a command line that cannot be obeyed.
 const USAGE_ERROR: u8 = 2;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Ok(Invocation::Serve(config)) => serve(config),
         Ok(Invocation::Connect(options)) => connect(&options),
         Ok(Invocation::Check(options)) => check(&options),
+        Ok(Invocation::Diagram(options)) => draw(&options),
         Err(error) => {
             say(io::stderr(), format_args!("minichat: {error}\n"));
             ExitCode::from(USAGE_ERROR)
@@ -77,6 +79,35 @@ fn check(options: &CheckOptions) -> ExitCode {
                 io::stderr(),
                 format_args!("minichat: cannot write the report: {error}\n"),
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn draw(options: &DiagramOptions) -> ExitCode {
+    let drawn = match &options.input {
+        None => diagram::run(options, io::stdin().lock(), &mut io::stdout().lock()),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => diagram::run(options, io::BufReader::new(file), &mut io::stdout().lock()),
+            Err(error) => {
+                let path = path.display();
+                say(
+                    io::stderr(),
+                    format_args!("minichat: cannot read {path}: {error}\n"),
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match drawn {
+        Ok(summary) => {
+            for warning in summary.warnings() {
+                say(io::stderr(), format_args!("minichat: {warning}\n"));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            say(io::stderr(), format_args!("minichat: {error}\n"));
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! The server's settings, with the contract's defaults. Each one is a flag
 //! of `minichat serve` (see `cli.rs`).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use crate::protocol::{DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT};
@@ -43,6 +43,9 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Log every line in and out.
     pub verbose: bool,
+    /// Serve the live view on this address (`--watch`); `None`: off.
+    /// It shows message texts to whoever can reach it.
+    pub watch: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             verbose: false,
+            watch: None,
         }
     }
 }

@@ -3,6 +3,12 @@
 //! Events are connections accepted and refused, logins, disconnections and
 //! timeouts. Message text is private: it is logged only with `--verbose`,
 //! which logs every line in (`>`) and out (`<`) to watch the protocol live.
+//! `minichat diagram` draws such a log (see `crate::diagram`, which reads
+//! these lines back: change their wording there too).
+//!
+//! **The live view** (`--watch`, see `watch`) is fed from here: every event
+//! line, and every wire line while someone watches. Without a viewer, a
+//! wire line costs it one atomic load.
 //!
 //! **The log can neither kill nor stall the server.** Writing to stderr can
 //! fail (it was closed: `minichat 2>&1 | head -1`) or block for ever (a
@@ -19,11 +25,14 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::watch::Watch;
 
 /// Lines waiting for the logging thread, at most. About 100 KB of text:
 /// enough to ride out a burst, small enough that a paused terminal costs
@@ -41,6 +50,8 @@ pub(crate) struct Log {
     pub(crate) verbose: bool,
     queue: Sender<Entry>,
     counts: Arc<Counts>,
+    /// The live view (`--watch`), and the address it serves on.
+    watch: Option<(Arc<Watch>, SocketAddr)>,
 }
 
 /// A line for the logging thread.
@@ -78,25 +89,70 @@ impl Log {
             verbose,
             queue,
             counts,
+            watch: None,
         })
     }
 
+    /// Feeds the live view `watch`, serving on `addr`, too.
+    pub(crate) fn watched_by(self, watch: Arc<Watch>, addr: SocketAddr) -> Log {
+        Log {
+            watch: Some((watch, addr)),
+            ..self
+        }
+    }
+
     /// Logs `line` as it is, without a timestamp, as the first line of the
-    /// log (`minichat: listening on ...`, which scripts read).
+    /// log (`minichat: listening on ...`, which scripts read), and then
+    /// where the live view is, if there is one.
     pub(crate) fn announce(&self, line: String) {
+        let Some((watch, addr)) = &self.watch else {
+            return self.push(Entry::Announce(line));
+        };
+        watch.event(&line);
         self.push(Entry::Announce(line));
+        self.push(Entry::Event(format!(
+            "minichat: live view on http://{addr}/ (it shows message texts to whoever can reach it)"
+        )));
     }
 
     /// Logs one event line (after the announce, whenever it is queued).
     pub(crate) fn event(&self, what: fmt::Arguments<'_>) {
-        self.push(Entry::Event(format!("{} {what}", Timestamp::now())));
+        let line = format!("{} {what}", Timestamp::now());
+        if let Some((watch, _)) = &self.watch {
+            watch.event(&line);
+        }
+        self.push(Entry::Event(line));
+    }
+
+    /// Whether [`wire`](Self::wire) would do anything with a line: with
+    /// `--verbose`, or while someone watches the live view. Callers that
+    /// must split their bytes into lines first ask this first.
+    pub(crate) fn wants_wire(&self) -> bool {
+        self.verbose || self.watch.as_ref().is_some_and(|(w, _)| w.takes_line())
     }
 
     /// With `--verbose`, logs one wire line received from (`>`) or sent to
-    /// (`<`) the client called `who`, with control characters escaped.
+    /// (`<`) the client called `who`, with control characters escaped; and
+    /// shows it to the live view's viewers, if any.
     pub(crate) fn wire(&self, who: &str, direction: char, line: &[u8]) {
+        let watch = self.watch.as_ref().filter(|(w, _)| w.takes_line());
+        if !self.verbose && watch.is_none() {
+            return;
+        }
+        let line = format!("{} {who} {direction} {}", Timestamp::now(), escaped(line));
+        if let Some((watch, _)) = watch {
+            watch.line(&line);
+        }
         if self.verbose {
-            self.event(format_args!("{who} {direction} {}", escaped(line)));
+            self.push(Entry::Event(line));
+        }
+    }
+
+    /// The line a refused connection got (`ERR FULL`), as a wire line.
+    pub(crate) fn refusal(&self, addr: SocketAddr, line: &[u8]) {
+        if self.wants_wire() {
+            let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+            self.wire(&addr.to_string(), '<', line);
         }
     }
 

@@ -11,6 +11,7 @@
 //! | one batch of deliveries and replies; `RECEIVE` before `OK SEND` | `outbox` |
 //! | the operator's log, which can neither block nor kill the server | `log` |
 //! | the operator's console on standard input (`list`, `kick`) | `console` |
+//! | the live view of the protocol for a projector (`--watch`) | `watch` |
 //! | settings and their defaults | [`config`] |
 //!
 //! The threads: one accepts connections (here); one per connection runs
@@ -26,6 +27,7 @@ mod peer;
 mod registry;
 mod session;
 mod slots;
+mod watch;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -77,6 +79,7 @@ pub struct Server {
     /// `OK WELCOME <text>` with its CRLF, encoded once.
     welcome: Vec<u8>,
     spawn: Spawn,
+    watch_addr: Option<SocketAddr>,
 }
 
 /// Binds a server with `config`, starts its console on standard input, and
@@ -99,7 +102,15 @@ impl Server {
     pub fn bind_with_log(config: Config, log: impl Write + Send + 'static) -> io::Result<Server> {
         let config = config.bounded();
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
-        let log = Log::start(log, config.verbose)?;
+        let mut log = Log::start(log, config.verbose)?;
+        let mut watch_addr = None;
+        if let Some(address) = config.watch {
+            let (watch, bound) = watch::Watch::start(address).map_err(|e| {
+                io::Error::new(e.kind(), format!("the live view, --watch {address}: {e}"))
+            })?;
+            log = log.watched_by(watch, bound);
+            watch_addr = Some(bound);
+        }
         let shared = Arc::new(Shared {
             slots: Slots::new(config.max_connections),
             config,
@@ -114,7 +125,14 @@ impl Server {
             next_id: 1,
             welcome,
             spawn: spawn_thread,
+            watch_addr,
         })
+    }
+
+    /// Where the live view serves (`--watch`, with the port the system
+    /// chose for port 0), if it is on.
+    pub fn watch_addr(&self) -> Option<SocketAddr> {
+        self.watch_addr
     }
 
     /// The address actually bound (with the port the system chose for
@@ -211,6 +229,7 @@ impl Server {
         let _ = stream.set_write_timeout(Some(timeout)).map(|()| {
             peer::write_before(stream, &line, Instant::now() + timeout, timeout)
         });
+        self.shared.log.refusal(addr, &line);
         // Closing a socket that still holds unread input makes the system
         // reset the connection, which can destroy the ERR FULL line before
         // it is sent: read whatever the client already sent. (Bounded, so

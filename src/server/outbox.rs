@@ -190,7 +190,7 @@ impl Outbox {
 
 /// With `--verbose`, logs each line of `bytes` as sent to `who`.
 pub(crate) fn log_lines(log: &super::log::Log, who: &str, bytes: &[u8]) {
-    if log.verbose {
+    if log.wants_wire() {
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             log.wire(who, '<', line.strip_suffix(LINE_END).unwrap_or(line));
         }

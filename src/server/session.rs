@@ -113,8 +113,9 @@ enum Flow {
 }
 
 impl Session {
-    /// The thread of a new connection that holds `slot`, once the accept
-    /// loop has greeted it: serves it until it ends.
+    /// The thread of a new connection that holds `slot`, greeted by the
+    /// accept loop: logs it (the greeting included, before any line of the
+    /// session's own), then serves it until it ends.
     pub(crate) fn start(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) {
         shared.log.event(format_args!(
             "{} accepted ({}/{} connections)",
@@ -122,6 +123,11 @@ impl Session {
             shared.slots.count(),
             shared.slots.max
         ));
+        if shared.log.wants_wire() {
+            let mut welcome = Vec::new();
+            Reply::Welcome.encode(&mut welcome);
+            log_lines(&shared.log, &peer.addr.to_string(), &welcome);
+        }
         Session::new(peer, slot, shared).run();
     }
 

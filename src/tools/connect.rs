@@ -37,7 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::protocol::is_forbidden_in_text;
-use crate::tools::remote::{self, ServerLine, ServerLines, Target, is_timeout};
+use crate::tools::remote::{self, ServerLine, ServerLines, Target, is_timeout, skip_rest_of_line};
 
 /// How long to wait for the greeting, and with piped input for each reply,
 /// by default (`--wait`).
@@ -462,26 +462,6 @@ fn read_input_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
         }
         line.push(b'\n');
         return Ok(Some(line));
-    }
-}
-
-/// Throws away the rest of an over-long input line, in bounded reads.
-fn skip_rest_of_line(input: &mut impl BufRead) -> io::Result<()> {
-    loop {
-        let available = input.fill_buf()?;
-        if available.is_empty() {
-            return Ok(());
-        }
-        match available.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                input.consume(i + 1);
-                return Ok(());
-            }
-            None => {
-                let n = available.len();
-                input.consume(n);
-            }
-        }
     }
 }
 

@@ -218,6 +218,27 @@ impl ServerLines {
     }
 }
 
+/// Throws away the rest of an over-long input line, in bounded reads (for
+/// `connect`'s input and `diagram`'s log).
+pub fn skip_rest_of_line(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = available.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
 /// True for the errors a read that hit its deadline gives: `WouldBlock` or
 /// `TimedOut`, depending on the system.
 pub fn is_timeout(e: &io::Error) -> bool {

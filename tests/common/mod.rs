@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use minichat::{Config, Server};
 
+pub mod devtools;
+pub mod json;
+pub mod stage;
 #[cfg(target_os = "linux")]
 pub mod terminal;
 
