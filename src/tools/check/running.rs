@@ -8,10 +8,10 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::lang::tr;
 use super::probe::{self, close_all, seconds, shown_str};
 use super::{
-    CheckOptions, Lab, Report, Verdict, not_run, record, run_check, run_seed, selected, skipped,
-    tag,
+    CheckOptions, Lab, Report, Verdict, header, not_run, record, run_check, selected, skipped, tag,
 };
 use crate::tools::remote::{self, ServerLine, ServerLines, Target};
 
@@ -39,36 +39,38 @@ pub(super) fn run_on_running(
         }
     };
     let known = &options.settings;
-    writeln!(
-        out,
-        "checking {target} (max {} connections, wait {} per reply)",
-        known.max_connections,
-        seconds(options.wait)
-    )?;
-    let seed = run_seed();
+    let lang = options.lang;
+    let what = tr!(
+        lang,
+        "{target} (max {} connections)",
+        "{target} (au plus {} connexions)",
+        known.max_connections
+    );
+    writeln!(out, "{}", header(options, &what))?;
     let mut down: Option<String> = None;
     for (index, check) in selected(options) {
         let outcome = if let Some(why) = check.cannot_run_on(known) {
             skipped(&check, why)
         } else if let Some(why) = &down {
-            not_run(&check, why)
+            not_run(&check, lang, why)
         } else {
             let lab = Lab::new(
                 options.wait,
                 known.clone(),
                 addrs.clone(),
                 None,
-                tag(seed, index),
+                tag(index),
+                lang,
             );
             run_check(&check, lab)
         };
         if matches!(outcome.verdict, Verdict::Failed(_)) && down.is_none() {
             down = still_up(&addrs, options.wait).err();
         }
-        record(&mut report, outcome, out)?;
+        record(&mut report, outcome, lang, out)?;
     }
     report.time = started.elapsed();
-    writeln!(out, "{}", report.summary())?;
+    writeln!(out, "{}", report.summary(lang))?;
     Ok(report)
 }
 
