@@ -4,7 +4,8 @@
 //! PROTOCOL.md's words with the heading of its section, and the naive
 //! implementation the answer matches, if one does. The same fault gives
 //! the same words on every run: durations are the bounds crossed, not
-//! the ones measured; errors of the system are named by their kind.
+//! the ones measured; errors of the system are named by their kind; the
+//! exchanges are shown only for an expectation a line did not meet.
 
 use super::causes::Cause;
 use super::lang::Lang;
@@ -28,6 +29,12 @@ pub struct Failure {
     pub silent: bool,
     /// True when the connection was reset (RST) instead.
     pub reset: bool,
+    /// True when the exchanges of the check's connections explain this
+    /// failure (an expectation that a line did not meet). A failure a
+    /// check words itself (a bound crossed while lines flood in) stands
+    /// alone: what the connections last saw there changes from run to
+    /// run, and its words must not.
+    pub with_exchanges: bool,
 }
 
 impl Failure {

@@ -246,7 +246,9 @@ pub(super) fn run_check(check: &Check, lab: Lab<'_>) -> Outcome {
             Verdict::Passed
         }
         Err(mut failure) => {
-            failure.exchanges = lab.exchanges();
+            if failure.with_exchanges {
+                failure.exchanges = lab.exchanges();
+            }
             failure.rule.get_or_insert(check.rule);
             lab.close(Instant::now());
             Verdict::Failed(failure)

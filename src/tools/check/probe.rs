@@ -407,6 +407,7 @@ impl Probe {
             got: line,
             silent,
             reset,
+            with_exchanges: true,
             ..Failure::new(what)
         }
     }

@@ -34,14 +34,18 @@ struct Ended {
     stderr: Vec<String>,
 }
 
-/// Runs the program with `args` to its end (at most [`START_WAIT`]).
+/// How long a program run for `--help`, `--version` or a usage error may
+/// take to end.
+const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs the program with `args` to its end (at most [`EXIT_WAIT`]).
 fn run_to_end(lang: Lang, launcher: &dyn Launcher, args: &[&str]) -> Result<Ended, Failure> {
     let shown = shown(launcher, args);
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let mut process = launcher
         .launch(&args, Stderr::Drained)
         .map_err(|e| cannot_run(lang, &shown, &e))?;
-    let deadline = Instant::now() + START_WAIT;
+    let deadline = Instant::now() + EXIT_WAIT;
     let mut stderr = Vec::new();
     while let Ok(Some(line)) = process.stderr_line(deadline) {
         stderr.push(line);
@@ -51,7 +55,7 @@ fn run_to_end(lang: Lang, launcher: &dyn Launcher, args: &[&str]) -> Result<Ende
             Ok(Some(code)) => return Ok(Ended { code, stderr }),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
-                let wait = lang.seconds(START_WAIT);
+                let wait = lang.seconds(EXIT_WAIT);
                 return Err(Failure::new(tr!(
                     lang,
                     "`{shown}` was still running after {wait} (it was stopped)",

@@ -48,8 +48,12 @@ const DEAF_TIMEOUTS: u32 = 3;
 const FLOOD_LIMIT: Duration = Duration::from_secs(8);
 
 /// What "undelayed" means for the others while a recipient is stuck: a
-/// round trip or a greeting slower than this waited on someone else.
-const UNDELAYED: Duration = Duration::from_millis(500);
+/// round trip or a greeting slower than this waited on someone else. Half
+/// the write timeout of [`STALL`]: a server that makes others wait on a
+/// stuck write makes them wait up to the whole of it (the round trips go
+/// on through the stall, so one of them starts early in it), while a
+/// busy machine may slow a round trip of a correct server a little.
+const UNDELAYED: Duration = Duration::from_secs(1);
 
 /// The write timeout the server has (known in spawn mode).
 fn write_timeout(lab: &Lab<'_>) -> Duration {
@@ -67,7 +71,8 @@ pub fn stuck_recipient_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let never_reads = lab.login(&sleeper)?;
     never_reads.shrink_receive_buffer();
     let sender = lab.login(&flooder)?;
-    flood(sender, &sleeper, timeout, &AtomicBool::new(false))?;
+    let (stalled, abort) = (AtomicBool::new(false), AtomicBool::new(false));
+    flood(sender, &sleeper, timeout, &stalled, &abort)?;
     let label = lab.lang().pick("watcher", "observateur");
     let mut watcher = lab.connect(label)?;
     watcher.send("LIST")?;
@@ -110,17 +115,25 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
     deaf.shrink_receive_buffer();
     let mut deaf_writer = deaf.writer()?;
     let stalled = AtomicBool::new(false);
+    // Set once the check has failed: the floods need not go on.
+    let abort = AtomicBool::new(false);
     let done = AtomicUsize::new(0);
     let stop_deaf = AtomicBool::new(false);
-    let never = Mutex::new(None);
+    let deaf_over = AtomicBool::new(false);
+    let deaf_blocked = Mutex::new(None);
+    let started = Instant::now();
     thread::scope(|scope| {
-        scope.spawn(|| pipeline(&mut deaf_writer, "LIST\n", &stop_deaf, &never));
+        scope.spawn(|| {
+            // Until the server drops it, or its write of LIST times out.
+            pipeline(&mut deaf_writer, "LIST\n", &stop_deaf, &deaf_blocked);
+            deaf_over.store(true, Ordering::Release);
+        });
         let threads: Vec<_> = floods
             .into_iter()
             .map(|(sleeper, never_reads, sender)| {
-                let (stalled, done) = (&stalled, &done);
+                let (stalled, abort, done) = (&stalled, &abort, &done);
                 scope.spawn(move || {
-                    let result = flood(sender, &sleeper, timeout, stalled);
+                    let result = flood(sender, &sleeper, timeout, stalled, abort);
                     done.fetch_add(1, Ordering::AcqRel);
                     drop(never_reads);
                     result
@@ -130,7 +143,14 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let mut result = Ok(());
         let mut greeted = false;
         let mut n = 0;
-        while done.load(Ordering::Acquire) < 2 && result.is_ok() {
+        // Round trips go on while a flood runs or the deaf client is
+        // stuck (its socket full fills only after the server's buffers).
+        let going = || {
+            let floods = done.load(Ordering::Acquire) < 2;
+            let deaf = !deaf_over.load(Ordering::Acquire);
+            (floods || deaf) && started.elapsed() < FLOOD_LIMIT + timeout
+        };
+        while going() && result.is_ok() {
             if stalled.load(Ordering::Acquire) && !greeted {
                 greeted = true;
                 let what = lang.pick(
@@ -157,6 +177,7 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
             }
         }
         stop_deaf.store(true, Ordering::Release);
+        abort.store(result.is_err(), Ordering::Release);
         for thread in threads {
             let flooded = thread
                 .join()
@@ -300,12 +321,14 @@ fn wait_until_unlisted(
 /// `ERR NO_SUCH_USER`, after a silence of about the write timeout (the
 /// server was blocked on the target). Sets `stalled` once the replies stop
 /// coming. Never more than `WINDOW` lines unanswered, so the sender's own
-/// writes never block.
+/// writes never block. Stops early, without a verdict, once `abort` is
+/// set.
 fn flood(
     mut sender: Probe,
     target: &str,
     timeout: Duration,
     stalled: &AtomicBool,
+    abort: &AtomicBool,
 ) -> Result<(), Failure> {
     const CHUNK: usize = 50;
     const WINDOW: usize = 500;
@@ -328,12 +351,22 @@ fn flood(
             }
             sent
         });
-        let result = read_flood_replies(&mut sender, target, timeout, stalled, &answered, started);
+        let result = read_flood_replies(
+            &mut sender,
+            target,
+            timeout,
+            (stalled, abort),
+            &answered,
+            started,
+        );
         stop.store(true, Ordering::Release);
         let sent = writing.join().unwrap_or(0);
         (result, sent)
     });
     result?;
+    if abort.load(Ordering::Acquire) {
+        return Ok(()); // the check failed elsewhere
+    }
     // Every line still unanswered is refused: the target is gone.
     for _ in answered.load(Ordering::Acquire)..sent {
         sender.expect_error("NO_SUCH_USER")?;
@@ -349,7 +382,7 @@ fn read_flood_replies(
     sender: &mut Probe,
     target: &str,
     timeout: Duration,
-    stalled: &AtomicBool,
+    (stalled, abort): (&AtomicBool, &AtomicBool),
     answered: &AtomicUsize,
     started: Instant,
 ) -> Result<(), Failure> {
@@ -359,6 +392,9 @@ fn read_flood_replies(
     let mut longest = Duration::ZERO;
     let (timeout_shown, bound) = (lang.seconds(timeout), lang.seconds(timeout + GRACE));
     loop {
+        if abort.load(Ordering::Acquire) {
+            return Ok(());
+        }
         if started.elapsed() > FLOOD_LIMIT {
             let limit = lang.seconds(FLOOD_LIMIT);
             return Err(Failure::new(tr!(
@@ -389,15 +425,17 @@ fn read_flood_replies(
         longest = longest.max(last_reply.elapsed());
         last_reply = Instant::now();
         if probe::is_error(&line, "NO_SUCH_USER") {
-            if longest < timeout / 2 {
-                let half = lang.seconds(timeout / 2);
+            // A quarter: replies read late on a busy machine can hide a
+            // little of the server's wait, never most of it.
+            if longest < timeout / 4 {
+                let quarter = lang.seconds(timeout / 4);
                 let shown = probe::shown_str(&line);
                 return Err(Failure::new(tr!(
                     lang,
-                    "{target} never reads: its sender got {shown} after waiting less than {half}; \
+                    "{target} never reads: its sender got {shown} after waiting less than {quarter}; \
                      expected the server to wait for the write timeout ({timeout_shown}) first",
                     "{target} ne lit jamais : son expéditeur a reçu {shown} après moins de \
-                     {half} d'attente ; le serveur devait d'abord attendre le délai d'écriture \
+                     {quarter} d'attente ; le serveur devait d'abord attendre le délai d'écriture \
                      ({timeout_shown})"
                 )));
             }
