@@ -1006,7 +1006,11 @@ impl Session {
                 shared.encode(&Reply::List(&names), out);
                 if shared.fault == RegistryLockedWhileWriting {
                     // The reply goes out now, the users still locked.
-                    let _ = shared.write(&self.conn, out);
+                    let _own = lock(&self.conn.writing);
+                    if write_within(&self.conn.stream, out, shared.config.write_timeout).is_err() {
+                        self.conn.dropped.store(true, Ordering::Release);
+                        let _ = self.conn.stream.shutdown(Shutdown::Both);
+                    }
                     out.clear();
                 }
             }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::journal::Journal;
 use super::lang::{Lang, tr};
 use super::launch::Launcher;
-use super::probe::{self, Failure, Probe};
+use super::probe::{self, Buffer, Failure, Probe};
 use super::settings::Settings;
 
 /// Everything one check works with.
@@ -91,6 +91,10 @@ impl<'a> Lab<'a> {
 
     /// Connects without reading the greeting.
     pub fn connect_raw(&mut self, label: &str) -> Result<Probe, Failure> {
+        self.dial(label, Buffer::Usual)
+    }
+
+    fn dial(&mut self, label: &str, buffer: Buffer) -> Result<Probe, Failure> {
         Probe::connect(
             &self.addrs,
             self.wait,
@@ -98,6 +102,7 @@ impl<'a> Lab<'a> {
             self.lang,
             Arc::clone(&self.journal),
             &mut self.opened,
+            buffer,
         )
     }
 
@@ -111,6 +116,7 @@ impl<'a> Lab<'a> {
             self.lang,
             Arc::clone(&self.journal),
             &mut self.opened,
+            Buffer::Usual,
         )
     }
 
@@ -142,6 +148,18 @@ impl<'a> Lab<'a> {
     /// Connects, then logs in as `name`.
     pub fn login(&mut self, name: &str) -> Result<Probe, Failure> {
         let mut probe = self.connect(name)?;
+        probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
+        Ok(probe)
+    }
+
+    /// [`Lab::login`] for a client that will never read: its receive
+    /// buffer is small, so that the server finds it full soon.
+    pub fn login_deaf(&mut self, name: &str) -> Result<Probe, Failure> {
+        let mut probe = self.dial(name, Buffer::Small)?;
+        let line = probe.line("\"OK WELCOME …\"")?;
+        if !line.starts_with("OK WELCOME") {
+            return Err(probe.mismatch("\"OK WELCOME …\"", &line));
+        }
         probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
         Ok(probe)
     }

@@ -60,6 +60,7 @@ pub mod rules;
 mod running;
 pub mod settings;
 mod shown;
+mod socket;
 mod spawning;
 pub mod words;
 

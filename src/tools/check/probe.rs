@@ -12,6 +12,7 @@ pub use super::failure::Failure;
 use super::journal::Journal;
 use super::lang::{Lang, tr};
 pub use super::shown::{seconds, shown_bytes, shown_str};
+use super::socket;
 use crate::tools::remote::{self, MAX_SERVER_LINE_BYTES, ServerLine, ServerLines, is_timeout};
 
 /// How long a failed check's other connections are given to show what is
@@ -27,6 +28,15 @@ enum Got {
     Reset,
     NoReply,
     Error(io::ErrorKind),
+}
+
+/// The receive buffer of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The system's, which grows to several MB.
+    Usual,
+    /// A few KB, for a client that never reads ([`socket`]).
+    Small,
 }
 
 /// One client connection to the server under test.
@@ -52,8 +62,13 @@ impl Probe {
         lang: Lang,
         journal: Arc<Journal>,
         keep: &mut Vec<TcpStream>,
+        buffer: Buffer,
     ) -> Result<Probe, Failure> {
-        let stream = remote::connect(addrs, wait).map_err(|e| {
+        let connected = match (buffer, addrs.first()) {
+            (Buffer::Small, Some(&addr)) => socket::connect_small(addr, wait),
+            _ => remote::connect(addrs, wait),
+        };
+        let stream = connected.map_err(|e| {
             let why = error_words(lang, e.kind());
             Failure::new(tr!(
                 lang,
@@ -264,15 +279,6 @@ impl Probe {
         polled
     }
 
-    /// Makes this connection's receive buffer small (64 KB, about one
-    /// loopback segment, instead of growing to several MB), so that a
-    /// server writing to a client that does not read finds its socket full
-    /// after a few hundred lines, not after megabytes. (Smaller would make
-    /// the system hold back its window updates, and the close crawl.)
-    pub fn shrink_receive_buffer(&self) {
-        set_receive_buffer(&self.writer, 64 * 1024);
-    }
-
     /// Requires the end of the stream within `within`, and a clean one: no
     /// more line, and no reset (a reset can destroy the lines still on
     /// their way, which the end-of-connection guarantee forbids).
@@ -433,44 +439,6 @@ impl Drop for Probe {
         }
     }
 }
-
-/// Sets `SO_RCVBUF` (Linux; elsewhere the system's buffer stays). Best
-/// effort: a failure leaves the buffer as it was, which only makes a
-/// check slower.
-#[cfg(target_os = "linux")]
-fn set_receive_buffer(stream: &TcpStream, bytes: i32) {
-    use std::ffi::{c_int, c_void};
-    use std::os::fd::AsRawFd;
-
-    unsafe extern "C" {
-        /// `int setsockopt(int fd, int level, int name, const void *value,
-        /// socklen_t length)`, from the C library.
-        fn setsockopt(
-            fd: c_int,
-            level: c_int,
-            name: c_int,
-            value: *const c_void,
-            length: u32,
-        ) -> c_int;
-    }
-    const SOL_SOCKET: c_int = 1;
-    const SO_RCVBUF: c_int = 8;
-    let value: c_int = bytes;
-    // SAFETY: the descriptor is open for the call (borrowed from
-    // `stream`), and `value` is a live c_int whose size is passed.
-    unsafe {
-        setsockopt(
-            stream.as_raw_fd(),
-            SOL_SOCKET,
-            SO_RCVBUF,
-            (&raw const value).cast(),
-            size_of::<c_int>() as u32,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_receive_buffer(_stream: &TcpStream, _bytes: i32) {}
 
 /// An error of the system in words that do not change from run to run.
 pub fn error_words(lang: Lang, kind: io::ErrorKind) -> String {

@@ -68,8 +68,7 @@ fn write_timeout(lab: &Lab<'_>) -> Duration {
 pub fn stuck_recipient_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let timeout = write_timeout(lab);
     let (sleeper, flooder) = (lab.name("sleeper"), lab.name("flooder"));
-    let never_reads = lab.login(&sleeper)?;
-    never_reads.shrink_receive_buffer();
+    let _never_reads = lab.login_deaf(&sleeper)?;
     let sender = lab.login(&flooder)?;
     let (stalled, abort) = (AtomicBool::new(false), AtomicBool::new(false));
     flood(sender, &sleeper, timeout, &stalled, &abort)?;
@@ -103,16 +102,14 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let mut floods = Vec::new();
     for i in 0..2 {
         let sleeper = lab.name(&format!("sleep{i}x"));
-        let never_reads = lab.login(&sleeper)?;
-        never_reads.shrink_receive_buffer();
+        let never_reads = lab.login_deaf(&sleeper)?;
         let sender = lab.login(&lab.name(&format!("flood{i}x")))?;
         floods.push((sleeper, never_reads, sender));
     }
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     let mut b = lab.login(&bob)?;
-    let deaf = lab.login(&lab.name("deaf"))?;
-    deaf.shrink_receive_buffer();
+    let deaf = lab.login_deaf(&lab.name("deaf"))?;
     let mut deaf_writer = deaf.writer()?;
     let stalled = AtomicBool::new(false);
     // Set once the check has failed: the floods need not go on.
@@ -143,12 +140,13 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let mut result = Ok(());
         let mut greeted = false;
         let mut n = 0;
-        // Round trips go on while a flood runs or the deaf client is
-        // stuck (its socket full fills only after the server's buffers).
+        // Round trips go on while a flood runs, and until the deaf
+        // client's writes have blocked (the server's buffers for it full:
+        // it is stuck) and it is over (dropped, or its write timed out).
         let going = || {
             let floods = done.load(Ordering::Acquire) < 2;
             let deaf = !deaf_over.load(Ordering::Acquire);
-            (floods || deaf) && started.elapsed() < FLOOD_LIMIT + timeout
+            (floods || deaf) && started.elapsed() < FLOOD_LIMIT * 2
         };
         while going() && result.is_ok() {
             if stalled.load(Ordering::Acquire) && !greeted {
@@ -224,8 +222,7 @@ pub fn deaf_client_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let lang = lab.lang();
     let timeout = write_timeout(lab);
     let deaf = lab.name("deaf");
-    let probe = lab.login(&deaf)?;
-    probe.shrink_receive_buffer();
+    let probe = lab.login_deaf(&deaf)?;
     let mut writer = probe.writer()?;
     let mut watcher = lab.login(&lab.name(lang.pick("watcher", "observateur")))?;
     let blocked_at: Mutex<Option<Instant>> = Mutex::new(None);
