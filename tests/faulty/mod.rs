@@ -1060,7 +1060,9 @@ impl Session {
             End::Gone { reset } => {
                 self.release_name();
                 let dropped = self.conn.dropped.load(Ordering::Acquire);
-                if !(reset && fault == SlotLeakOnReset) && !(dropped && fault == SlotLeakOnDrop) {
+                let leaks =
+                    (reset && fault == SlotLeakOnReset) || (dropped && fault == SlotLeakOnDrop);
+                if !leaks {
                     self.release_slot();
                 }
                 return;

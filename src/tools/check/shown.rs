@@ -19,6 +19,10 @@ const MIN_RUN_CHARS: usize = 12;
 /// The longest piece a run is looked for with (`FROB after quit<U+000A>`).
 const MAX_PIECE_CHARS: usize = 24;
 
+/// Only this much of a long input is read: the rest is counted, not shown
+/// (a flood of a thousand lines costs no more than one).
+const MAX_READ_BYTES: usize = 4096;
+
 /// `<U+0085>` for a character a reader could not see or tell apart.
 pub fn notation(c: char) -> Option<String> {
     let hidden = c.is_control()
@@ -35,17 +39,19 @@ pub fn notation(c: char) -> Option<String> {
 
 /// A line as a failure shows it (see the module's header).
 pub fn shown_str(line: &str) -> String {
-    shown_pieces(
-        &line.chars().map(Piece::Char).collect::<Vec<_>>(),
-        line.len(),
-    )
+    shown_bytes(line.as_bytes())
 }
 
 /// Bytes as a failure shows them: as [`shown_str`], with `<0xE9>` for a
 /// byte that is not UTF-8.
 pub fn shown_bytes(bytes: &[u8]) -> String {
     let mut pieces = Vec::new();
-    for chunk in bytes.utf8_chunks() {
+    // What is read ends before a character, not inside it.
+    let mut end = bytes.len().min(MAX_READ_BYTES);
+    while end < bytes.len() && end > 0 && bytes[end] & 0b1100_0000 == 0b1000_0000 {
+        end -= 1;
+    }
+    for chunk in bytes[..end].utf8_chunks() {
         pieces.extend(chunk.valid().chars().map(Piece::Char));
         pieces.extend(chunk.invalid().iter().map(|&b| Piece::Byte(b)));
     }
@@ -75,7 +81,7 @@ fn shown_pieces(pieces: &[Piece], bytes: usize) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut literal = String::new();
     let mut literal_chars = 0;
-    let mut cut = false;
+    let mut cut = bytes > MAX_READ_BYTES;
     let mut i = 0;
     while i < pieces.len() {
         if let Some((unit, count)) = run_at(&pieces[i..]) {
@@ -90,21 +96,19 @@ fn shown_pieces(pieces: &[Piece], bytes: usize) -> String {
         }
         if literal_chars == MAX_SHOWN_CHARS {
             cut = true;
+            literal.push('…');
             break;
         }
         pieces[i].write(&mut literal);
         literal_chars += 1;
         i += 1;
     }
-    if cut {
-        literal.push('…');
-    }
     if !literal.is_empty() || parts.is_empty() {
         parts.push(format!("\"{literal}\""));
     }
     let shown = parts.join(" + ");
     match cut {
-        true => format!("{shown} ({bytes} bytes)"),
+        true => format!("{shown}… ({bytes} bytes)"),
         false => shown,
     }
 }
@@ -170,7 +174,12 @@ mod tests {
         let varied: String = (0..300)
             .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
             .collect();
-        assert!(shown_str(&varied).ends_with("…\" (300 bytes)"));
+        assert!(shown_str(&varied).ends_with("…\"… (300 bytes)"));
+        let flood = "SEND bob07 hi\n".repeat(1000);
+        assert_eq!(
+            shown_str(&flood),
+            "292 × \"SEND bob07 hi<U+000A>\" + \"SEND bob\"… (14000 bytes)"
+        );
     }
 
     #[test]
