@@ -502,6 +502,8 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         SlotLeakOnDrop: ["write-timeout-drops-stuck-recipient"], ["write-timeout-drops-deaf-client"];
         RegistryLockedWhileWriting: ["write-timeout-others-undelayed"], [];
         IdleClockRestartsOnWrites: ["idle-timeout-not-restarted-by-receive"], [];
+        C0ControlsOnly: ["text-control-characters", "text-forbidden-range-ends"], [];
+        LoneCrEndsLine: ["lf-and-crlf-accepted"], ["text-control-characters", "no-spoofing", "line-512-vs-513-bytes"];
     });
 }
 

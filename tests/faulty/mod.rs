@@ -133,6 +133,10 @@ pub enum Fault {
     RegistryLockedWhileWriting,
     /// Restarts the idle clock when it writes to the client, too.
     IdleClockRestartsOnWrites,
+    /// Refuses only C0 controls in a text (`ord(c) < 32`).
+    C0ControlsOnly,
+    /// Ends a line at a lone CR too (universal newlines, `readLine`).
+    LoneCrEndsLine,
 }
 
 use Fault::*;
@@ -537,6 +541,15 @@ fn write_within(stream: &TcpStream, mut bytes: &[u8], timeout: Option<Duration>)
     Ok(())
 }
 
+/// The text of a SEND line.
+fn send_text(line: &str) -> &str {
+    line.trim_start_matches(' ')
+        .split_once(' ')
+        .map(|(_, rest)| rest.trim_start_matches(' '))
+        .and_then(|rest| rest.split_once(' '))
+        .map_or("", |(_, text)| text.trim_start_matches(' '))
+}
+
 /// What ends a session.
 enum End {
     /// QUIT or a timeout: the last line, then a lingering close.
@@ -737,7 +750,8 @@ impl Session {
     fn frame(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Vec<Line> {
         let mut lines = Vec::new();
         for &byte in bytes {
-            if byte == b'\n' {
+            let ends = byte == b'\n' || (byte == b'\r' && self.shared.fault == LoneCrEndsLine);
+            if ends {
                 let mut line = std::mem::take(&mut self.partial);
                 let discarded = std::mem::take(&mut self.discarding);
                 if self.shared.fault == StripsAllCrs {
@@ -876,13 +890,17 @@ impl Session {
                     return Ok(Some(Command::Connect(second)));
                 }
             }
+            (C0ControlsOnly, Some(ErrorCode::BadText)) if verb == "SEND" => {
+                let text = send_text(line);
+                let bidi = |c: char| {
+                    ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+                };
+                if !text.chars().any(|c| c < ' ' || bidi(c)) {
+                    return Ok(Some(Command::Send { to: second, text }));
+                }
+            }
             (CountsGraphemes, Some(ErrorCode::TooLong)) if verb == "SEND" => {
-                let text = line
-                    .trim_start_matches(' ')
-                    .split_once(' ')
-                    .map(|(_, rest)| rest.trim_start_matches(' '))
-                    .and_then(|rest| rest.split_once(' '))
-                    .map_or("", |(_, text)| text.trim_start_matches(' '));
+                let text = send_text(line);
                 let graphemes = text
                     .chars()
                     .filter(|c| !('\u{300}'..='\u{36f}').contains(c))

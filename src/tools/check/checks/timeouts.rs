@@ -389,7 +389,7 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let burst = || {
             let now = Instant::now();
             now + Duration::from_millis(100) > started + timeout
-                && now < started + timeout + grace(timeout)
+                && now < started + timeout + Duration::from_millis(200)
                 && !seen.load(Ordering::Acquire)
         };
         let writing = scope.spawn(move || send_until_closed(&mut writer, bound, burst));

@@ -43,9 +43,16 @@ const GRACE: Duration = Duration::from_millis(500);
 /// reading it (see [`deaf_client_dropped`]).
 const DEAF_TIMEOUTS: u32 = 3;
 
-/// How long a flood may go on before the server is judged never to block
-/// (it queues without bound instead).
-const FLOOD_LIMIT: Duration = Duration::from_secs(8);
+/// How many messages to a client that never reads may be acknowledged
+/// before the server is judged never to block (it queues without bound):
+/// about 13 MB of RECEIVE lines, more than the buffers of both ends hold.
+/// A count, not a time: a slow server on a busy machine takes longer to
+/// fill those buffers, never more lines.
+const FLOOD_MESSAGES: usize = 100_000;
+
+/// How long a flood may go on at all (a server too slow to fill the
+/// buffers in that time is given up on).
+const FLOOD_LIMIT: Duration = Duration::from_secs(30);
 
 /// What "undelayed" means for the others while a recipient is stuck: a
 /// round trip or a greeting slower than this waited on someone else. Half
@@ -146,7 +153,7 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let going = || {
             let floods = done.load(Ordering::Acquire) < 2;
             let deaf = !deaf_over.load(Ordering::Acquire);
-            (floods || deaf) && started.elapsed() < FLOOD_LIMIT * 2
+            (floods || deaf) && started.elapsed() < FLOOD_LIMIT
         };
         while going() && result.is_ok() {
             if stalled.load(Ordering::Acquire) && !greeted {
@@ -392,14 +399,16 @@ fn read_flood_replies(
         if abort.load(Ordering::Acquire) {
             return Ok(());
         }
-        if started.elapsed() > FLOOD_LIMIT {
-            let limit = lang.seconds(FLOOD_LIMIT);
+        let answers = answered.load(Ordering::Acquire);
+        if answers > FLOOD_MESSAGES || started.elapsed() > FLOOD_LIMIT {
+            let count = answers.min(FLOOD_MESSAGES);
             return Err(Failure::new(tr!(
                 lang,
-                "{target} never reads, and for {limit} every message sent to it got \"{ok}\": \
-                 expected the server to block on it, then drop it",
-                "{target} ne lit jamais, et pendant {limit} chaque message qui lui était envoyé a \
-                 reçu \"{ok}\" : le serveur devait se bloquer sur lui, puis le déconnecter"
+                "{target} never reads, and message after message sent to it got \"{ok}\" (more \
+                 than {count}): expected the server to block on it, then drop it",
+                "{target} ne lit jamais, et message après message qui lui était envoyé a reçu \
+                 \"{ok}\" (plus de {count}) : le serveur devait se bloquer sur lui, puis le \
+                 déconnecter"
             )));
         }
         let quiet = Duration::from_millis(200);
