@@ -126,13 +126,7 @@ impl Report {
     /// The sections of PROTOCOL.md the outcomes belong to, in its order,
     /// each with its outcomes.
     pub fn by_section(&self) -> Vec<(&'static str, Vec<&Outcome>)> {
-        let mut sections: Vec<(&'static str, Vec<&Outcome>)> = Vec::new();
-        for outcome in &self.outcomes {
-            match sections.iter_mut().find(|(s, _)| *s == outcome.section) {
-                Some((_, outcomes)) => outcomes.push(outcome),
-                None => sections.push((outcome.section, vec![outcome])),
-            }
-        }
+        let mut sections = group(self.outcomes.iter().map(|o| (o.section, o)));
         sections.sort_by_key(|(section, _)| section_rank(section));
         sections
     }
@@ -140,19 +134,16 @@ impl Report {
     /// The likely causes named by failures, each with the checks it
     /// explains.
     pub fn causes(&self) -> Vec<(Cause, Vec<&'static str>)> {
-        let mut causes: Vec<(Cause, Vec<&'static str>)> = Vec::new();
-        for outcome in &self.outcomes {
-            let Verdict::Failed(Failure {
-                cause: Some(cause), ..
-            }) = &outcome.verdict
-            else {
-                continue;
-            };
-            match causes.iter_mut().find(|(c, _)| c == cause) {
-                Some((_, names)) => names.push(outcome.name),
-                None => causes.push((*cause, vec![outcome.name])),
-            }
-        }
+        let named = self
+            .outcomes
+            .iter()
+            .filter_map(|outcome| match &outcome.verdict {
+                Verdict::Failed(Failure {
+                    cause: Some(cause), ..
+                }) => Some((*cause, outcome.name)),
+                _ => None,
+            });
+        let mut causes = group(named);
         causes.sort();
         causes
     }
@@ -203,4 +194,16 @@ impl Report {
         };
         tr!(lang, "{counts} in {time}", "{counts} en {time}")
     }
+}
+
+/// The values of `pairs` gathered by key, keys in the order they first come.
+fn group<K: PartialEq, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
+    let mut groups: Vec<(K, Vec<V>)> = Vec::new();
+    for (key, value) in pairs {
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, values)) => values.push(value),
+            None => groups.push((key, vec![value])),
+        }
+    }
+    groups
 }
