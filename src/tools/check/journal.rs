@@ -58,6 +58,11 @@ impl Journal {
     /// A new connection called `label`: what an earlier one of that name
     /// did is forgotten.
     pub fn open(&self, label: &str) {
+        self.forget(label);
+    }
+
+    /// Forgets what the connection `label` did (it ended cleanly).
+    pub fn forget(&self, label: &str) {
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -179,6 +179,12 @@ impl<'a> Lab<'a> {
         Ok(())
     }
 
+    /// Leaves the connection `label` out of a later failure's exchanges
+    /// (it ended as it should, and played no part).
+    pub fn forget(&self, label: &str) {
+        self.journal.forget(label);
+    }
+
     /// What each connection sent and got, for a failure.
     pub fn exchanges(&self) -> Vec<String> {
         self.journal.exchanges(self.lang)

@@ -322,10 +322,10 @@ pub fn no_spoofing(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// reaches a user before its `OK CONNECT`. Checked from the recipient's
 /// side: a sender sends `SEND` to a name, four at a time, again and again,
 /// while that name logs in (a server that registers the name, then
-/// writes `OK CONNECT` a moment later, loses the race); ten logins in a
-/// row, so that a window of a millisecond is found on nearly every run.
+/// writes `OK CONNECT` a moment later, loses the race); 100 logins in a
+/// row, so that even a window of microseconds is found on most runs.
 pub fn no_receive_before_ok_connect(lab: &mut Lab<'_>) -> Result<(), Failure> {
-    const LOGINS: usize = 10;
+    const LOGINS: usize = 100;
     const BURST: usize = 4;
     let alice = lab.name("alice");
     let mut a = lab.login(&alice)?;
@@ -376,7 +376,8 @@ pub fn no_receive_before_ok_connect(lab: &mut Lab<'_>) -> Result<(), Failure> {
         for _ in 0..delivered {
             b.expect(&format!("RECEIVE {alice} {text}"))?;
         }
-        b.quit()?;
+        b.hang_up();
+        lab.forget(&bob);
     }
     Ok(())
 }
