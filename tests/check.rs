@@ -71,7 +71,6 @@ fn fail_block(printed: &str, name: &str) -> String {
     block.join("\n")
 }
 
-#[test]
 fn our_server_passes_every_check_it_can_run_while_running() {
     let (report, printed) = check_running(start(config()), |_| {});
     assert!(report.all_passed(), "{printed}");
@@ -100,21 +99,20 @@ fn our_server_passes_every_check_it_can_run_while_running() {
     );
 }
 
-#[test]
 fn our_server_passes_the_timeout_checks_when_told_its_timeouts() {
     // An idle timeout longer than the stuck recipient takes to be dropped
     // (its flood lasts about a second in a debug build, then the write
     // timeout): a recipient that idles out first is no stuck recipient.
     let server = start(Config {
         login_timeout: Some(Duration::from_secs(1)),
-        idle_timeout: Some(Duration::from_secs(3)),
+        idle_timeout: Some(Duration::from_secs(5)),
         write_timeout: Duration::from_secs(1),
         ..config()
     });
     let (report, printed) = check_running(server, |options| {
         let known = &mut options.settings;
         known.login_timeout = Some(check::settings::TimeLimit::After(Duration::from_secs(1)));
-        known.idle_timeout = Some(check::settings::TimeLimit::After(Duration::from_secs(3)));
+        known.idle_timeout = Some(check::settings::TimeLimit::After(Duration::from_secs(5)));
         known.write_timeout = Some(Duration::from_secs(1));
         options.only = [
             "login-timeout",
@@ -131,7 +129,6 @@ fn our_server_passes_the_timeout_checks_when_told_its_timeouts() {
 
 /// The real binary checks the real binary: every check runs and passes,
 /// and the JUnit report says so.
-#[test]
 fn the_binary_passes_every_check_in_spawn_mode() {
     let binary = assert_cmd::cargo::cargo_bin("minichat");
     let junit = std::env::temp_dir().join(format!("minichat-check-{}.xml", std::process::id()));
@@ -208,7 +205,6 @@ fn the_list_shows_every_check_with_its_level_section_and_rule() {
     assert!(!stdout.contains("(niveau 2"), "{stdout}");
 }
 
-#[test]
 fn the_faulty_server_without_a_fault_passes_every_check() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::Correct), Vec::new());
     assert!(report.all_passed(), "{printed}");
@@ -325,7 +321,6 @@ fn quick_and_log() -> Vec<String> {
 
 /// A server whose first stderr line is worded otherwise still gets every
 /// other check: only the check of that line fails.
-#[test]
 fn a_first_line_worded_otherwise_fails_only_its_check() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::FirstLineWording), quick_and_log());
     assert_eq!(report.failed_names(), ["first-stderr-line"], "{printed}");
@@ -333,7 +328,6 @@ fn a_first_line_worded_otherwise_fails_only_its_check() {
 
 /// A server that cannot start with some flags fails the checks that need
 /// them, saying why, and no other.
-#[test]
 fn a_server_that_does_not_start_fails_only_the_checks_that_need_it() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::NoVerboseFlag), quick_and_log());
     assert_eq!(
@@ -414,7 +408,7 @@ fn run_case(case: &Case) -> Result<(), String> {
 /// Runs `cases` side by side, a few at a time, and fails with every case
 /// that went wrong.
 fn run_cases(cases: &[Case]) {
-    const AT_ONCE: usize = 20;
+    const AT_ONCE: usize = 10;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -443,7 +437,6 @@ macro_rules! cases {
 /// Each faulty server fails the check of the rule it breaks, and none of
 /// its neighbours but those that follow from the same fault. (One test
 /// for all, so that they run side by side.)
-#[test]
 fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
     run_cases(cases! {
         HelpExits1: ["help-exits-0"], [];
@@ -512,7 +505,6 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
 /// under its heading, the likely cause, in PROTOCOL.md's notation; the
 /// summary groups the failures one cause explains; French reads French;
 /// and the same fault gives the same words on every run.
-#[test]
 fn a_failure_explains_itself_the_same_way_every_run() {
     let only = owned(&[
         "line-512-vs-513-bytes",
@@ -616,7 +608,6 @@ fn a_failure_explains_itself_the_same_way_every_run() {
 /// A check whose verdict depends on timing repeats its critical step: a
 /// server whose race window is a few milliseconds fails 10 runs of 10,
 /// and a correct one passes 10 of 10.
-#[test]
 fn a_racy_server_fails_every_run_and_a_correct_one_passes_every_run() {
     const RUNS: usize = 10;
     let races = [
@@ -683,4 +674,64 @@ fn a_killed_checker_leaves_no_server_behind() {
     let listed = std::fs::read_to_string(&pids).unwrap_or_default();
     let _ = std::fs::remove_file(&pids);
     assert!(all_dead, "servers still running among {listed:?}");
+}
+
+/// The tests above that wait (for timeouts, for replies that never come)
+/// or run many servers, run side by side: one after another they take a
+/// minute, side by side the time of the longest, on 2 cores. A failure
+/// names the one that failed.
+#[test]
+fn the_long_tests_side_by_side() {
+    let tests: [(&str, fn()); 9] = [
+        (
+            "each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour",
+            each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour,
+        ),
+        (
+            "our_server_passes_the_timeout_checks_when_told_its_timeouts",
+            our_server_passes_the_timeout_checks_when_told_its_timeouts,
+        ),
+        (
+            "the_faulty_server_without_a_fault_passes_every_check",
+            the_faulty_server_without_a_fault_passes_every_check,
+        ),
+        (
+            "the_binary_passes_every_check_in_spawn_mode",
+            the_binary_passes_every_check_in_spawn_mode,
+        ),
+        (
+            "a_racy_server_fails_every_run_and_a_correct_one_passes_every_run",
+            a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
+        ),
+        (
+            "a_failure_explains_itself_the_same_way_every_run",
+            a_failure_explains_itself_the_same_way_every_run,
+        ),
+        (
+            "our_server_passes_every_check_it_can_run_while_running",
+            our_server_passes_every_check_it_can_run_while_running,
+        ),
+        (
+            "a_first_line_worded_otherwise_fails_only_its_check",
+            a_first_line_worded_otherwise_fails_only_its_check,
+        ),
+        (
+            "a_server_that_does_not_start_fails_only_the_checks_that_need_it",
+            a_server_that_does_not_start_fails_only_the_checks_that_need_it,
+        ),
+    ];
+    let failed: Vec<&str> = std::thread::scope(|scope| {
+        let running: Vec<_> = tests
+            .iter()
+            .map(|(name, test)| (*name, scope.spawn(*test)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(name, test)| test.join().is_err().then_some(name))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "failed (see their panics above): {failed:?}"
+    );
 }

@@ -431,9 +431,10 @@ fn read_flood_replies(
         longest = longest.max(last_reply.elapsed());
         last_reply = Instant::now();
         if probe::is_error(&line, "NO_SUCH_USER") {
-            // A quarter: replies read late on a busy machine can hide a
-            // little of the server's wait, never most of it.
-            if longest < timeout / 4 {
+            // The wait shows as a gap between replies; on a busy machine
+            // replies read late can hide it, but then the flood has lasted
+            // at least the write timeout before this first refusal.
+            if longest < timeout / 4 && started.elapsed() < timeout {
                 let quarter = lang.seconds(timeout / 4);
                 let shown = probe::shown_str(&line);
                 return Err(Failure::new(tr!(
