@@ -18,6 +18,7 @@ use super::super::causes::Cause;
 use super::super::lang::{Lang, tr};
 use super::super::probe::{self, Failure, Probe};
 use super::super::settings::ServerFlags;
+use crate::tools::remote;
 
 /// The smallest write timeout: the checks that wait for it are quick. Two
 /// slots: a newcomer after the drop needs the dropped client's slot.
@@ -53,6 +54,9 @@ const FLOOD_MESSAGES: usize = 100_000;
 /// How long a flood may go on at all (a server too slow to fill the
 /// buffers in that time is given up on).
 const FLOOD_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long others are timed while a deaf client has not blocked yet.
+const DEAF_LIMIT: Duration = Duration::from_secs(10);
 
 /// What "undelayed" means for the others while a recipient is stuck: a
 /// round trip or a greeting slower than this waited on someone else. Half
@@ -128,7 +132,7 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let started = Instant::now();
     thread::scope(|scope| {
         scope.spawn(|| {
-            // Until the server drops it, or its write of LIST times out.
+            // Until the server drops it (or the check stops it).
             pipeline(&mut deaf_writer, "LIST\n", &stop_deaf, &deaf_blocked);
             deaf_over.store(true, Ordering::Release);
         });
@@ -147,13 +151,17 @@ pub fn others_undelayed(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let mut result = Ok(());
         let mut greeted = false;
         let mut n = 0;
-        // Round trips go on while a flood runs, and until the deaf
-        // client's writes have blocked (the server's buffers for it full:
-        // it is stuck) and it is over (dropped, or its write timed out).
+        // Round trips go on while a flood runs, and while the deaf client
+        // is not over: until its writes have blocked (the server's buffers
+        // for it are full: it is stuck), then until it is dropped, or for
+        // the write timeout and a grace (a server that never drops it
+        // fails the deaf client's own check).
         let going = || {
             let floods = done.load(Ordering::Acquire) < 2;
-            let deaf = !deaf_over.load(Ordering::Acquire);
-            (floods || deaf) && started.elapsed() < FLOOD_LIMIT
+            let blocked = *deaf_blocked.lock().unwrap_or_else(PoisonError::into_inner);
+            let deaf = !deaf_over.load(Ordering::Acquire)
+                && blocked.is_none_or(|blocked| blocked.elapsed() < timeout + GRACE * 2);
+            (floods || deaf) && started.elapsed() < DEAF_LIMIT
         };
         while going() && result.is_ok() {
             if stalled.load(Ordering::Acquire) && !greeted {
@@ -280,24 +288,29 @@ pub fn deaf_client_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
 }
 
 /// Writes `line` (a short line with a reply: `HELP`, `LIST`) without end,
-/// until `stop` or a write fails; notes when a write first blocked: the
-/// server had stopped reading.
+/// until `stop` or the server closes the connection; notes when a write
+/// first blocked (for 200 ms): the server had stopped reading.
 fn pipeline(
     writer: &mut TcpStream,
     line: &str,
     stop: &AtomicBool,
     blocked_at: &Mutex<Option<Instant>>,
 ) {
+    const BLOCKED: Duration = Duration::from_millis(200);
     let chunk = line.repeat(200);
+    // A write that blocks returns after BLOCKED, and the next one tries
+    // again (a line cut there is only a bad line for a server that has
+    // stopped reading anyway).
+    let _ = writer.set_write_timeout(Some(BLOCKED));
     while !stop.load(Ordering::Acquire) {
         let before = Instant::now();
-        let written = writer.write_all(chunk.as_bytes());
-        if before.elapsed() > Duration::from_millis(200) {
-            let mut blocked = blocked_at.lock().unwrap_or_else(PoisonError::into_inner);
-            blocked.get_or_insert(before);
-        }
-        if written.is_err() {
-            return;
+        match writer.write_all(chunk.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if remote::is_timeout(&e) => {
+                let mut blocked = blocked_at.lock().unwrap_or_else(PoisonError::into_inner);
+                blocked.get_or_insert(before);
+            }
+            Err(_) => return,
         }
     }
 }
@@ -431,10 +444,9 @@ fn read_flood_replies(
         longest = longest.max(last_reply.elapsed());
         last_reply = Instant::now();
         if probe::is_error(&line, "NO_SUCH_USER") {
-            // The wait shows as a gap between replies; on a busy machine
-            // replies read late can hide it, but then the flood has lasted
-            // at least the write timeout before this first refusal.
-            if longest < timeout / 4 && started.elapsed() < timeout {
+            // A quarter: replies read late on a busy machine can hide a
+            // little of the server's wait, never most of it.
+            if longest < timeout / 4 {
                 let quarter = lang.seconds(timeout / 4);
                 let shown = probe::shown_str(&line);
                 return Err(Failure::new(tr!(
