@@ -291,8 +291,11 @@ pub fn idle_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
         let since = Instant::now();
         probes.push((lab.connect(&lab.nth(1))?, since));
     }
+    // Each clock is read before the line that starts the server's (the
+    // CONNECT), so that a checker slowed down cannot see a timeout early.
+    let since = Instant::now();
     let user = lab.login(&lab.name("idler"))?;
-    probes.push((user, Instant::now()));
+    probes.push((user, since));
     in_parallel(probes, |(mut c, since)| {
         silent_until_timeout(&mut c, since, timeout, what)
     })
@@ -332,15 +335,16 @@ pub fn idle_restarted_by_complete_lines(lab: &mut Lab<'_>) -> Result<(), Failure
     ];
     let mut probes = Vec::new();
     for (i, (kind, line, reply)) in kinds.into_iter().enumerate() {
+        let since = Instant::now();
         let c = lab.login(&lab.name(&format!("line{i}x")))?;
-        probes.push((c, Instant::now(), kind, line, reply));
+        probes.push((c, since, kind, line, reply));
     }
     let lang = lab.lang();
     in_parallel(probes, |(mut c, since, kind, line, reply)| {
         let what = tr!(lang, "{kind}, sent then", "{kind}, envoyée alors");
         thread::sleep((since + timeout.mul_f64(0.6)).saturating_duration_since(Instant::now())); // pacing: the line goes at 0.6 of the timeout
-        c.send_bytes(line.as_bytes())?;
         let sent = Instant::now();
+        c.send_bytes(line.as_bytes())?;
         if let Some(reply) = reply {
             let got = c.line(reply)?;
             if !got.starts_with(reply) {
@@ -359,8 +363,8 @@ pub fn idle_not_restarted_by_bytes(lab: &mut Lab<'_>) -> Result<(), Failure> {
         "its last line, single bytes following",
         "sa dernière ligne, suivie d'octets un par un",
     );
-    let mut c = lab.login(&lab.name("dribbler"))?;
     let started = Instant::now();
+    let mut c = lab.login(&lab.name("dribbler"))?;
     while started.elapsed() < timeout + grace(timeout) {
         c.send_bytes(b"P")?;
         if let Some(line) = c.poll_line(timeout / 8)? {
@@ -488,8 +492,8 @@ pub fn idle_not_restarted_by_receive(lab: &mut Lab<'_>) -> Result<(), Failure> {
         "sa dernière ligne, des RECEIVE arrivant entre-temps",
     );
     let (listener, talker) = (lab.name("listener"), lab.name("talker"));
-    let mut l = lab.login(&listener)?;
     let started = Instant::now();
+    let mut l = lab.login(&listener)?;
     let mut t = lab.login(&talker)?;
     for n in 0.. {
         if started.elapsed() > timeout + grace(timeout) {
