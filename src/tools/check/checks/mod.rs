@@ -195,7 +195,7 @@ pub fn all() -> Vec<Check> {
         row("quit-delivers-owed-lines-then-ends",  3, &r::OWED,            TWO,   Server(connections::ENDING), Busy, connections::quit_delivers_owed_lines),
         row("quit-ends-within-write-timeout",      3, &r::LINGER,          ONE,   Server(connections::ENDING), Busy, connections::quit_ends_within_write_timeout),
         row("huge-timeouts-honoured",              3, &r::HUGE_TIMEOUTS,   THREE, Server(connections::HUGE), Quick, connections::huge_timeouts_honoured),
-        row("write-timeout-drops-stuck-recipient", 3, &r::WRITE_TIMEOUT,   PastTheLimit, Server(writes::DROP), Busy, writes::stuck_recipient_dropped),
+        row("write-timeout-drops-stuck-recipient", 3, &r::WRITE_TIMEOUT,   PastTheLimit, Server(writes::STUCK), Busy, writes::stuck_recipient_dropped),
         row("write-timeout-drops-deaf-client",     3, &r::DEAF,            PastTheLimit, Server(writes::DROP), Busy, writes::deaf_client_dropped),
         row("log-pipe-nobody-reads",               3, &r::LOG,             THREE, Server(cl::LOG_STALLED), Busy, cl::log_never_blocks),
         row("log-stderr-closed",                   3, &r::LOG,             THREE, Server(cl::LOG_CLOSED), Busy, cl::log_never_blocks),

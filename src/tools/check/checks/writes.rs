@@ -28,12 +28,20 @@ pub const DROP: ServerFlags = ServerFlags {
     ..ServerFlags::DEFAULTS
 };
 
+/// A stuck recipient: a write timeout long enough that its wait shows
+/// even on a busy machine (a quarter of it: half a second); two slots.
+pub const STUCK: ServerFlags = ServerFlags {
+    max_connections: Some(2),
+    write_timeout: Some(2),
+    ..ServerFlags::DEFAULTS
+};
+
 /// A write timeout long enough that a server making everyone wait on a
 /// stuck recipient cannot hide it; room for two floods, a deaf client and
 /// three others.
 pub const STALL: ServerFlags = ServerFlags {
     max_connections: Some(8),
-    write_timeout: Some(2),
+    write_timeout: Some(3),
     ..ServerFlags::DEFAULTS
 };
 
@@ -64,7 +72,7 @@ const DEAF_LIMIT: Duration = Duration::from_secs(10);
 /// stuck write makes them wait up to the whole of it (the round trips go
 /// on through the stall, so one of them starts early in it), while a
 /// busy machine may slow a round trip of a correct server a little.
-const UNDELAYED: Duration = Duration::from_secs(1);
+const UNDELAYED: Duration = Duration::from_millis(1500);
 
 /// The write timeout the server has (known in spawn mode).
 fn write_timeout(lab: &Lab<'_>) -> Duration {
