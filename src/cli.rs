@@ -11,14 +11,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::diagram::Lang;
+use crate::lang::Lang;
 use crate::server::config::{
     Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT,
 };
 use crate::tools::check::launch::SpawnCommand;
 use crate::tools::check::settings::TimeLimit;
-use crate::tools::check::{CheckOptions, ServerUnderTest, checks, words};
+use crate::tools::check::{ALL_LEVELS, CheckOptions, ServerUnderTest, checks, words};
 use crate::tools::connect::ConnectOptions;
 use crate::tools::diagram::{DiagramOptions, TimeBound};
 use crate::tools::remote::Target;
@@ -99,6 +99,12 @@ Check options (prints PASS, FAIL or SKIP per check, then a summary; exit 0 if no
                           --port 0 and the flags each check needs: every check runs
   --junit PATH            also write a JUnit XML report to PATH (for CI)
   --only NAME[,NAME...]   run only these checks
+  --level 1|2|3           1: connecting, framing, the commands; 2: also names, texts,
+                          limits, timeouts, the command line; 3: also the guarantees
+                          [default: 3]
+  --lang fr|en            the language of the report [default: from LC_ALL, LC_MESSAGES
+                          or LANG: fr if it starts with fr, else en]
+  --list                  print every check (level, PROTOCOL.md section, rule) and exit
   --wait SECS             wait at most SECS for each expected line [default: {check_wait}]
   For a running server (HOST[:PORT]), what it was started with, so that more checks can run:
   --max-connections N     its connection limit [default: {max}]
@@ -329,7 +335,10 @@ fn parse_connect(mut args: Args) -> Result<Invocation, UsageError> {
 
 /// `minichat check [HOST[:PORT] | --spawn 'COMMAND [ARGS...]'] [FLAGS]`.
 fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
-    let mut options = CheckOptions::default();
+    let mut options = CheckOptions {
+        lang: Lang::from_env(),
+        ..CheckOptions::default()
+    };
     let mut target = None;
     let mut spawn = None;
     // The first flag that describes a running server, if any.
@@ -352,6 +361,19 @@ fn parse_check(mut args: Args) -> Result<Invocation, UsageError> {
             "--wait" => options.wait = positive_seconds(&flag, &value()?)?,
             "--junit" => options.junit = Some(PathBuf::from(value()?)),
             "--only" => options.only = check_names(&flag, &value()?)?,
+            "--level" => options.level = level(&flag, &value()?)?,
+            "--lang" => {
+                let value = value()?;
+                options.lang = Lang::parse(&value).ok_or_else(|| {
+                    UsageError(format!(
+                        "{flag}: invalid value {value:?}, expected fr or en"
+                    ))
+                })?;
+            }
+            "--list" => {
+                no_value(&flag, &inline)?;
+                options.list = true;
+            }
             "--max-connections" => known.max_connections = at_least_one(&flag, &value()?)?,
             "--login-timeout" => known.login_timeout = Some(time_limit(&flag, &value()?)?),
             "--idle-timeout" => known.idle_timeout = Some(time_limit(&flag, &value()?)?),
@@ -458,10 +480,20 @@ fn check_names(flag: &str, value: &str) -> Result<Vec<String>, UsageError> {
         .map(|name| match known.contains(&name) {
             true => Ok(name.to_owned()),
             false => Err(UsageError(format!(
-                "{flag}: no check is named {name:?} (README.md lists them)"
+                "{flag}: no check is named {name:?} (minichat check --list lists them)"
             ))),
         })
         .collect()
+}
+
+/// `--level 1|2|3`.
+fn level(flag: &str, value: &str) -> Result<u8, UsageError> {
+    match value.parse::<u8>() {
+        Ok(level @ 1..=ALL_LEVELS) => Ok(level),
+        _ => Err(UsageError(format!(
+            "{flag}: invalid value {value:?}, expected 1, 2 or 3"
+        ))),
+    }
 }
 
 /// A server's login or idle timeout: seconds, `0` for never.
@@ -656,7 +688,16 @@ mod tests {
     #[test]
     fn check_defaults_and_flags() {
         let options = check(&["check"]);
-        assert_eq!(options, CheckOptions::default());
+        // The language comes from the environment (see `Lang::from_env`).
+        assert_eq!(
+            options,
+            CheckOptions {
+                lang: options.lang,
+                ..CheckOptions::default()
+            }
+        );
+        assert_eq!(options.level, 3);
+        assert!(!options.list);
         assert_eq!(
             options.server,
             ServerUnderTest::Running(Target::parse("127.0.0.1:1234").unwrap())
@@ -700,6 +741,19 @@ mod tests {
         let two = Some(TimeLimit::After(Duration::from_secs(2)));
         assert_eq!(options.settings.login_timeout, two);
         assert_eq!(options.settings.idle_timeout, two);
+    }
+
+    #[test]
+    fn check_levels_languages_and_the_list() {
+        let options = check(&["check", "--level", "1", "--lang", "fr", "--list"]);
+        assert_eq!(options.level, 1);
+        assert_eq!(options.lang, Lang::Fr);
+        assert!(options.list);
+        assert_eq!(check(&["check", "--lang=en"]).lang, Lang::En);
+        assert!(error(&["check", "--level", "4"]).contains("expected 1, 2 or 3"));
+        assert!(error(&["check", "--level", "0"]).contains("expected 1, 2 or 3"));
+        assert!(error(&["check", "--lang", "de"]).contains("expected fr or en"));
+        assert!(error(&["check", "--list=yes"]).contains("--list"));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 pub mod cli;
 pub mod diagram;
+pub mod lang;
 pub mod protocol;
 pub mod server;
 pub mod tools;

@@ -319,14 +319,6 @@ fn expect_written_then_retracted(sender: &mut Client, target: &str, owed: usize)
     assert!(written < owed, "nothing was retracted");
 }
 
-fn set_read_timeout(client: &Client, timeout: Duration) {
-    client
-        .reader
-        .get_ref()
-        .set_read_timeout(Some(timeout))
-        .unwrap();
-}
-
 /// 4 senders × 5 000 pipelined messages to one recipient: every line
 /// arrives whole, in each sender's order, and there are exactly as many
 /// `OK SEND` as `RECEIVE` lines.
@@ -467,8 +459,15 @@ fn a_list_flood_at_a_thousand_users_holds_no_one_else() {
     );
     // Generous bounds for a debug build on a loaded machine; the release
     // figures (a few milliseconds) are the benchmark's.
-    assert!(pair.worst < Duration::from_millis(500), "a round trip took {:?}", pair.worst);
-    assert!(slowest_login < Duration::from_millis(500), "a login took {slowest_login:?}");
+    assert!(
+        pair.worst < Duration::from_millis(500),
+        "a round trip took {:?}",
+        pair.worst
+    );
+    assert!(
+        slowest_login < Duration::from_millis(500),
+        "a login took {slowest_login:?}"
+    );
 }
 
 /// Fifty of a thousand users each send one 2 KiB packet of `LIST`s and stop

@@ -12,6 +12,8 @@ use assert_cmd::cargo::CommandCargoExt;
 use common::{Client, config, start};
 use faulty::{Fault, FaultyServer};
 use minichat::Config;
+use minichat::lang::Lang;
+use minichat::tools::check::checks::Check;
 use minichat::tools::check::launch::Launcher;
 use minichat::tools::check::{self, CheckOptions, Pace, Report, ServerUnderTest, Verdict};
 use minichat::tools::remote::Target;
@@ -33,10 +35,11 @@ fn check_running(
 }
 
 /// Runs the checks named in `only` (all if empty) in spawn mode, starting
-/// servers with `launcher`.
-fn check_spawning(launcher: &dyn Launcher, only: Vec<String>) -> (Report, String) {
+/// servers with `launcher`, with the report in `lang`.
+fn check_spawning_in(launcher: &dyn Launcher, only: Vec<String>, lang: Lang) -> (Report, String) {
     let options = CheckOptions {
         only,
+        lang,
         junit: std::env::var_os("CHECK_JUNIT").map(Into::into),
         ..CheckOptions::default()
     };
@@ -45,38 +48,33 @@ fn check_spawning(launcher: &dyn Launcher, only: Vec<String>) -> (Report, String
     (report, String::from_utf8(out).unwrap())
 }
 
-/// The names of the checks in `groups`.
-fn names(groups: u8) -> Vec<String> {
-    check::checks::all()
-        .into_iter()
-        .filter(|check| {
-            let slow = ["too-long-once-at-the-lf", "quit-ends-within-write-timeout"];
-            let group = match (check.pace, check.name.starts_with("write-timeout")) {
-                (Pace::Waits, _) => WAITS,
-                (Pace::Alone, true) => WRITES,
-                (Pace::Alone, false) if slow.contains(&check.name) => SLOW,
-                (Pace::Alone, false) => QUICK,
-            };
-            groups & group != 0
-        })
-        .map(|check| check.name.to_owned())
-        .collect()
+fn check_spawning(launcher: &dyn Launcher, only: Vec<String>) -> (Report, String) {
+    check_spawning_in(launcher, only, Lang::En)
 }
 
-/// The checks that take a moment at most.
-const QUICK: u8 = 1;
-/// The checks that take about a second without waiting for a timeout.
-const SLOW: u8 = 8;
-/// The checks that wait for a timeout.
-const WAITS: u8 = 2;
-/// The checks that flood a recipient that never reads.
-const WRITES: u8 = 4;
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
 
-#[test]
+/// The FAIL block of `name` in a printed run: its line and the indented
+/// lines under it.
+fn fail_block(printed: &str, name: &str) -> String {
+    let start = printed
+        .find(&format!("FAIL {name}: "))
+        .unwrap_or_else(|| panic!("{name} did not fail:\n{printed}"));
+    let block: Vec<&str> = printed[start..]
+        .lines()
+        .enumerate()
+        .take_while(|(i, line)| *i == 0 || line.starts_with("    "))
+        .map(|(_, line)| line)
+        .collect();
+    block.join("\n")
+}
+
 fn our_server_passes_every_check_it_can_run_while_running() {
     let (report, printed) = check_running(start(config()), |_| {});
     assert!(report.all_passed(), "{printed}");
-    assert!(report.passed() >= 35, "{printed}");
+    assert!(report.passed() >= 40, "{printed}");
     assert_eq!(
         printed
             .lines()
@@ -114,22 +112,29 @@ fn our_server_passes_the_timeout_checks_when_told_its_timeouts() {
         known.login_timeout = Some(check::settings::TimeLimit::After(Duration::from_secs(1)));
         known.idle_timeout = Some(check::settings::TimeLimit::After(Duration::from_secs(2)));
         known.write_timeout = Some(Duration::from_secs(1));
-        options.only = [
+        options.only = owned(&[
             "login-timeout",
             "idle-timeout",
             "quit-ends-within-write-timeout",
-            "write-timeout-drops-stuck-recipient",
-        ]
-        .map(str::to_owned)
-        .into();
+        ]);
     });
-    assert_eq!(report.passed(), 4, "{printed}");
+    assert_eq!(report.passed(), 3, "{printed}");
     assert!(report.all_passed(), "{printed}");
+    // A stuck recipient on a server of its own, whose idle timeout cannot
+    // close it first however slowly the flood goes.
+    let server = start(Config {
+        write_timeout: Duration::from_secs(2),
+        ..config()
+    });
+    let (report, printed) = check_running(server, |options| {
+        options.settings.write_timeout = Some(Duration::from_secs(2));
+        options.only = owned(&["write-timeout-drops-stuck-recipient"]);
+    });
+    assert_eq!(report.passed(), 1, "{printed}");
 }
 
 /// The real binary checks the real binary: every check runs and passes,
 /// and the JUnit report says so.
-#[test]
 fn the_binary_passes_every_check_in_spawn_mode() {
     let binary = assert_cmd::cargo::cargo_bin("minichat");
     let junit = std::env::temp_dir().join(format!("minichat-check-{}.xml", std::process::id()));
@@ -141,16 +146,21 @@ fn the_binary_passes_every_check_in_spawn_mode() {
         .arg(format!("'{}'", binary.display()))
         .arg("--junit")
         .arg(&junit)
+        .env("LANG", "fr_FR.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     let summary = stdout.lines().last().unwrap();
-    let total = check::checks::all().len();
+    let checks = check::checks::all();
+    let total = checks.len();
     assert!(
-        summary.starts_with(&format!("{total} passed, 0 failed, 0 skipped in ")),
+        summary.starts_with(&format!("{total} réussies, 0 échouée, 0 sautée en ")),
         "{stdout}"
     );
+    assert!(stdout.contains("Par section de PROTOCOL.md :"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(60), "{stdout}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     let _ = std::fs::remove_file(&junit);
@@ -159,9 +169,48 @@ fn the_binary_passes_every_check_in_spawn_mode() {
         "{xml}"
     );
     assert_eq!(xml.matches("<testcase ").count(), total);
+    let mut sections: Vec<&str> = checks.iter().map(|c| c.rule.section).collect();
+    sections.sort_unstable();
+    sections.dedup();
+    assert_eq!(xml.matches("<testsuite ").count(), sections.len(), "{xml}");
 }
 
+/// `--list` prints every check with its level, section and rule; a level
+/// runs its checks and those below.
 #[test]
+fn the_list_shows_every_check_with_its_level_section_and_rule() {
+    let output = std::process::Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["check", "--list", "--lang", "en"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for check in check::checks::all() {
+        let head = format!(
+            "{} (level {}, PROTOCOL.md « {} »)",
+            check.name, check.level, check.rule.section
+        );
+        assert!(stdout.contains(&head), "{head}\n{stdout}");
+        assert!(stdout.contains(&format!("    « {} »", check.rule.quote)));
+    }
+    let output = std::process::Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["check", "--list", "--lang", "fr", "--level", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let level_1: Vec<Check> = check::checks::all()
+        .into_iter()
+        .filter(|c| c.level == 1)
+        .collect();
+    assert_eq!(
+        stdout.matches("(niveau 1, PROTOCOL.md").count(),
+        level_1.len()
+    );
+    assert!(!stdout.contains("(niveau 2"), "{stdout}");
+}
+
 fn the_faulty_server_without_a_fault_passes_every_check() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::Correct), Vec::new());
     assert!(report.all_passed(), "{printed}");
@@ -267,28 +316,349 @@ fn a_server_that_dies_fails_the_remaining_checks_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10), "{printed}");
 }
 
+/// The quick checks, and those of the log (which need `--verbose`).
+fn quick_and_log() -> Vec<String> {
+    check::checks::all()
+        .into_iter()
+        .filter(|c| c.pace == Pace::Quick || c.name.starts_with("log-"))
+        .map(|c| c.name.to_owned())
+        .collect()
+}
+
 /// A server whose first stderr line is worded otherwise still gets every
 /// other check: only the check of that line fails.
-#[test]
 fn a_first_line_worded_otherwise_fails_only_its_check() {
-    expect_failures(Fault::FirstLineWording, QUICK, &["first-stderr-line"], &[]);
+    let (report, printed) = check_spawning(&FaultyServer(Fault::FirstLineWording), quick_and_log());
+    assert_eq!(report.failed_names(), ["first-stderr-line"], "{printed}");
 }
 
 /// A server that cannot start with some flags fails the checks that need
 /// them, saying why, and no other.
-#[test]
 fn a_server_that_does_not_start_fails_only_the_checks_that_need_it() {
-    let (report, printed) = expect_failures(
-        Fault::NoVerboseFlag,
-        QUICK,
-        &["log-pipe-nobody-reads", "log-stderr-closed"],
-        &[],
+    let (report, printed) = check_spawning(&FaultyServer(Fault::NoVerboseFlag), quick_and_log());
+    assert_eq!(
+        report.failed_names(),
+        ["log-pipe-nobody-reads", "log-stderr-closed"],
+        "{printed}"
     );
-    let failure = &report.failure("log-pipe-nobody-reads").unwrap().0;
+    let failure = &report.failure("log-pipe-nobody-reads").unwrap().what;
     assert!(
         failure.contains("not run: `faulty-server --fault NoVerboseFlag --bind 127.0.0.1 --port 0 --verbose` exited with code 2"),
         "{printed}"
     );
+}
+
+/// One faulty server: the checks that must fail, and those that may fail
+/// too (failures that follow from the same fault).
+struct Case {
+    fault: Fault,
+    must: &'static [&'static str],
+    may: &'static [&'static str],
+}
+
+/// The checks a case runs: those that must or may fail, and their
+/// neighbours (the checks of the same PROTOCOL.md sections, flood checks
+/// left out), which must pass. The faulty server without a fault passes
+/// them all, in its own test.
+fn neighbours(case: &Case) -> Vec<String> {
+    let checks = check::checks::all();
+    let named = |name: &str| case.must.contains(&name) || case.may.contains(&name);
+    let sections: Vec<&str> = checks
+        .iter()
+        .filter(|c| case.must.contains(&c.name))
+        .map(|c| c.rule.section)
+        .collect();
+    checks
+        .iter()
+        .filter(|c| {
+            named(c.name)
+                || (sections.contains(&c.rule.section)
+                    && matches!(c.pace, Pace::Quick | Pace::Waits))
+        })
+        .map(|c| c.name.to_owned())
+        .collect()
+}
+
+/// Runs `case`; `Err` says what went wrong, with the run.
+fn run_case(case: &Case) -> Result<(), String> {
+    let (report, printed) = check_spawning(&FaultyServer(case.fault), neighbours(case));
+    let failed = report.failed_names();
+    let fault = case.fault;
+    for name in case.must {
+        if !failed.contains(name) {
+            return Err(format!("{fault:?}: {name} did not fail:\n{printed}"));
+        }
+    }
+    for name in &failed {
+        if !case.must.contains(name) && !case.may.contains(name) {
+            return Err(format!("{fault:?}: {name} failed too:\n{printed}"));
+        }
+    }
+    for outcome in &report.outcomes {
+        if let Verdict::Failed(failure) = &outcome.verdict {
+            // Every failure cites its rule, with its section.
+            if failure.what.is_empty() || failure.rule.is_none() {
+                return Err(format!(
+                    "{fault:?}: {} without its rule:\n{printed}",
+                    outcome.name
+                ));
+            }
+            if printed.contains("\\u{") {
+                return Err(format!("{fault:?}: a Rust escape in:\n{printed}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True for a case that floods a client that never reads: busy for its
+/// whole run, so they run one after another, beside the others.
+fn floods(case: &Case) -> bool {
+    case.must
+        .iter()
+        .any(|name| name.starts_with("write-timeout-"))
+}
+
+/// Runs `cases` side by side, a few at a time (those that flood one at a
+/// time), and fails with every case that went wrong.
+fn run_cases(cases: &[Case]) {
+    const AT_ONCE: usize = 10;
+    const FLOODS_AT_ONCE: usize = 1;
+    let errors = std::sync::Mutex::new(Vec::new());
+    let (flooding, quiet): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|case| floods(case));
+    let queues = [
+        (
+            flooding,
+            FLOODS_AT_ONCE,
+            std::sync::atomic::AtomicUsize::new(0),
+        ),
+        (quiet, AT_ONCE, std::sync::atomic::AtomicUsize::new(0)),
+    ];
+    std::thread::scope(|scope| {
+        for (queue, workers, next) in &queues {
+            for _ in 0..*workers {
+                scope.spawn(|| {
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(case) = queue.get(at) else { return };
+                        if let Err(error) = run_case(case) {
+                            errors.lock().unwrap().push(error);
+                        }
+                    }
+                });
+            }
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(errors.is_empty(), "{}", errors.join("\n\n"));
+}
+
+macro_rules! cases {
+    ($($fault:ident: [$($must:literal),*], [$($may:literal),*];)*) => {
+        &[$(Case { fault: Fault::$fault, must: &[$($must),*], may: &[$($may),*] },)*]
+    };
+}
+
+/// Each faulty server fails the check of the rule it breaks, and none of
+/// its neighbours but those that follow from the same fault. (One test
+/// for all, so that they run side by side.)
+fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
+    run_cases(cases! {
+        HelpExits1: ["help-exits-0"], [];
+        NoVersionFlag: ["version-exits-0"], [];
+        UsageErrorExits1: ["usage-errors"], [];
+        UsageErrorTwoLines: ["usage-errors"], [];
+        AcceptsWriteTimeout0: ["usage-errors"], [];
+        AcceptsMaxConnections0: ["usage-errors"], [];
+        LogBlocks: ["log-pipe-nobody-reads"], [];
+        LogDiesWhenClosed: ["log-stderr-closed"], [];
+        LfOnly: ["replies-end-with-crlf", "connection-limit", "max-connections-flag"], [];
+        StripsAllCrs: ["lf-and-crlf-accepted"], [];
+        TooLongEarly: ["too-long-once-at-the-lf"], [];
+        SplitsVerbOnUnicodeSpaces: ["spaces-between-fields"], ["unknown-command", "lf-and-crlf-accepted"];
+        UnicodeVerbs: ["verbs-ascii-case-only"], [];
+        CountsBytes: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
+        CountsUtf16: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
+        CountsGraphemes: ["text-length-counts-characters"], [];
+        BidiRangeFrom2029: ["text-forbidden-range-ends"], [];
+        ForbidsUnprintable: ["text-forbidden-range-ends", "text-control-characters"], [];
+        JavaNameCharacters: ["name-characters-unicode"], [];
+        IdentifierNameCharacters: ["name-characters-unicode"], [];
+        NameLengthUtf16: ["name-length-16-vs-17"], ["name-characters-unicode"];
+        NamesComparedByUppercase: ["names-compared-by-to-lowercase"], [];
+        NamesCaseFolded: ["names-compared-by-to-lowercase"], [];
+        NamesLowercasedCharByChar: ["names-compared-by-to-lowercase"], [];
+        KeepsNameAfterQuit: ["name-released-after-quit", "quit-frees-slot-and-name-at-once"], ["no-such-user", "list-content"];
+        NoSuchUserBeforeTooLong: ["error-precedence"], [];
+        NotConnectedBeforeSyntax: ["error-precedence"], [];
+        IgnoresMaxConnections: ["max-connections-flag"], ["first-stderr-line"];
+        SlotLeakOnReset: ["slot-reused-after-reset"], [];
+        SlotFreedWhenClientCloses: ["quit-frees-slot-and-name-at-once"], [];
+        ClosesWithoutLingering: ["quit-delivers-owed-lines-then-ends", "timeout-delivers-owed-lines-then-ends"], ["quit-ends-within-write-timeout"];
+        LingersForever: ["quit-ends-within-write-timeout", "timeout-delivers-owed-lines-then-ends"], [];
+        NoWriteTimeout: ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client", "write-timeout-others-undelayed"], [];
+        WriteTimeoutTripled: ["write-timeout-drops-stuck-recipient"], ["write-timeout-drops-deaf-client", "write-timeout-others-undelayed"];
+        DropsAtOnce: ["write-timeout-drops-stuck-recipient"], ["write-timeout-others-undelayed"];
+        GlobalWriteLock: ["write-timeout-others-undelayed"], [];
+        NoLoginTimeout: ["login-timeout", "login-timeout-despite-refused-connects", "timeout-delivers-owed-lines-then-ends"], [];
+        LoginClockRestartsOnLines: ["login-timeout", "login-timeout-despite-refused-connects"], ["timeout-delivers-owed-lines-then-ends"];
+        LoginClockStopsAtAnyConnect: ["login-timeout-despite-refused-connects"], [];
+        LoginTimeoutKeepsRunningAfterLogin: ["login-timeout-spares-logged-in"], [];
+        LoginTimeout0AtOnce: ["login-timeout-0-means-never"], [];
+        IdleTimeoutForLoggedInOnly: ["idle-timeout"], [];
+        IdleTimeoutUsesLoginValue: ["idle-timeout", "idle-timeout-restarted-by-complete-lines", "idle-timeout-not-restarted-by-bytes"], ["idle-timeout-not-restarted-by-receive"];
+        IdleClockRestartsOnBytes: ["idle-timeout-not-restarted-by-bytes"], [];
+        IdleClockIgnoresBlankLines: ["idle-timeout-restarted-by-complete-lines"], [];
+        IdleTimeout0AtOnce: ["idle-timeout-0-means-never"], [];
+        HugeTimeoutOverflows: ["huge-timeouts-honoured"], [];
+        VisibleBeforeOkConnect: ["no-receive-before-ok-connect"], [];
+        ReleasesAfterOkQuit: ["quit-frees-slot-and-name-at-once"], ["name-released-after-quit", "list-content", "no-such-user"];
+        FullClosedLate: ["connection-limit", "max-connections-flag"], [];
+        ListsAnonymous: ["list-content"], [];
+        NameTakenBeforeBadName: ["error-precedence"], [];
+        RepliesLostAtHalfClose: ["half-close-gets-every-reply"], [];
+        SlotLeakOnDrop: ["write-timeout-drops-stuck-recipient"], ["write-timeout-drops-deaf-client"];
+        RegistryLockedWhileWriting: ["write-timeout-others-undelayed"], [];
+        IdleClockRestartsOnWrites: ["idle-timeout-not-restarted-by-receive"], [];
+        C0ControlsOnly: ["text-control-characters", "text-forbidden-range-ends"], [];
+        LoneCrEndsLine: ["lf-and-crlf-accepted"], ["text-control-characters", "no-spoofing", "line-512-vs-513-bytes"];
+    });
+}
+
+/// A failure says what each connection sent and got (the sender's own
+/// reply when its recipient got nothing), the rule in PROTOCOL.md's words
+/// under its heading, the likely cause, in PROTOCOL.md's notation; the
+/// summary groups the failures one cause explains; French reads French;
+/// and the same fault gives the same words on every run.
+fn a_failure_explains_itself_the_same_way_every_run() {
+    let only = owned(&[
+        "line-512-vs-513-bytes",
+        "text-length-counts-characters",
+        "spaces-between-fields",
+        "unknown-command",
+    ]);
+    let again = owned(&[
+        "line-512-vs-513-bytes",
+        "timeout-delivers-owed-lines-then-ends",
+    ]);
+    // Seven runs, side by side: three to read, four to compare two by two.
+    let runs = [
+        (Fault::CountsBytes, &only, Lang::En),
+        (Fault::SplitsVerbOnUnicodeSpaces, &only, Lang::En),
+        (Fault::CountsBytes, &only, Lang::Fr),
+        (Fault::CountsBytes, &again, Lang::En),
+        (Fault::CountsBytes, &again, Lang::En),
+        (Fault::ClosesWithoutLingering, &again, Lang::En),
+        (Fault::ClosesWithoutLingering, &again, Lang::En),
+    ];
+    let printed: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = runs
+            .iter()
+            .map(|(fault, only, lang)| {
+                scope
+                    .spawn(move || check_spawning_in(&FaultyServer(*fault), only.to_vec(), *lang).1)
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let (bytes, split, french) = (&printed[0], &printed[1], &printed[2]);
+
+    let block = fail_block(bytes, "line-512-vs-513-bytes");
+    assert!(
+        block.starts_with(
+            "FAIL line-512-vs-513-bytes: expected bob32 to get \"RECEIVE alice32 \" + 100 × \"😀\"; \
+             bob32 got no reply within 3 s"
+        ),
+        "{block}"
+    );
+    assert!(block.contains("\n    alice32: …"), "{block}");
+    assert!(
+        block.contains("sent \"SEND bob32\" + 102 × \" \" + 100 × \"😀\", got \"ERR TOO_LONG"),
+        "{block}"
+    );
+    assert!(
+        block.contains("\n    rule: « minichat compte des valeurs scalaires Unicode"),
+        "{block}"
+    );
+    assert!(
+        block.contains("(PROTOCOL.md, « Textes : qu'est-ce qu'un « caractère » ? »)"),
+        "{block}"
+    );
+    let block = fail_block(bytes, "text-length-counts-characters");
+    assert!(
+        block.contains("\n    likely cause: a length counted in UTF-8 bytes"),
+        "{block}"
+    );
+
+    let block = fail_block(split, "spaces-between-fields");
+    assert!(block.contains("sent \"PING<U+0009>\""), "{block}");
+    assert!(
+        split
+            .contains("    spaces-between-fields, unknown-command: fields split on any whitespace"),
+        "{split}"
+    );
+
+    let block = fail_block(french, "line-512-vs-513-bytes");
+    assert!(
+        block.starts_with(
+            "FAIL line-512-vs-513-bytes: bob32 devait recevoir \"RECEIVE alice32 \" + 100 × \"😀\" ; \
+             bob32 n'a rien reçu en 3 s"
+        ),
+        "{block}"
+    );
+    assert!(block.contains("\n    alice32 : …"), "{block}");
+    assert!(block.contains("\n    règle : « minichat compte"), "{block}");
+    let block = fail_block(french, "text-length-counts-characters");
+    assert!(
+        block.contains("\n    cause probable : longueur comptée en octets UTF-8"),
+        "{block}"
+    );
+    assert!(french.contains("Causes probables"), "{french}");
+
+    // The same words on every run: the reset of a close without
+    // lingering too, whichever side sees it first.
+    let fails = |printed: &str| {
+        again
+            .iter()
+            .filter(|name| printed.contains(&format!("FAIL {name}:")))
+            .map(|name| fail_block(printed, name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fails(&printed[3]).len(), 1, "{}", printed[3]);
+    assert_eq!(fails(&printed[3]), fails(&printed[4]));
+    assert_eq!(fails(&printed[5]).len(), 1, "{}", printed[5]);
+    assert_eq!(fails(&printed[5]), fails(&printed[6]));
+}
+
+/// A check whose verdict depends on timing repeats its critical step: a
+/// server whose race window is a few milliseconds fails 10 runs of 10,
+/// and a correct one passes 10 of 10.
+fn a_racy_server_fails_every_run_and_a_correct_one_passes_every_run() {
+    const RUNS: usize = 10;
+    let races = [
+        (
+            Fault::ReleasesAfterOkQuit,
+            "quit-frees-slot-and-name-at-once",
+        ),
+        (
+            Fault::VisibleBeforeOkConnect,
+            "no-receive-before-ok-connect",
+        ),
+    ];
+    for (fault, name) in races {
+        for (server, fails) in [(fault, true), (Fault::Correct, false)] {
+            let verdicts: Vec<bool> = (0..RUNS)
+                .map(|_| {
+                    let (report, _) = check_spawning(&FaultyServer(server), owned(&[name]));
+                    report.failed() == 1
+                })
+                .collect();
+            assert!(
+                verdicts.iter().all(|&failed| failed == fails),
+                "{server:?} on {name}: {verdicts:?}"
+            );
+        }
+    }
 }
 
 /// No server is left behind, even when the checker is killed: each one
@@ -331,90 +701,58 @@ fn a_killed_checker_leaves_no_server_behind() {
     assert!(all_dead, "servers still running among {listed:?}");
 }
 
-/// Runs the checks of `groups` against a server with `fault`; every check
-/// of `must` fails, and nothing else but those of `may` (failures that
-/// follow from the same fault).
-fn expect_failures(fault: Fault, groups: u8, must: &[&str], may: &[&str]) -> (Report, String) {
-    let (report, printed) = check_spawning(&FaultyServer(fault), names(groups));
-    let failed = report.failed_names();
-    for name in must {
-        assert!(
-            failed.contains(name),
-            "{fault:?}: {name} did not fail:\n{printed}"
-        );
-    }
-    for name in &failed {
-        assert!(
-            must.contains(name) || may.contains(name),
-            "{fault:?}: {name} failed too:\n{printed}"
-        );
-    }
-    for outcome in &report.outcomes {
-        if let Verdict::Failed(failure) = &outcome.verdict {
-            assert!(!failure.0.is_empty());
-        }
-    }
-    (report, printed)
-}
-
-/// One test per fault: the fault, the groups of checks run, the checks
-/// that must fail, and those that may fail too.
-macro_rules! faults {
-    ($($test:ident: $fault:ident, $groups:expr, [$($must:literal),*], [$($may:literal),*];)*) => {
-        $(
-            #[test]
-            fn $test() {
-                expect_failures(Fault::$fault, $groups, &[$($must),*], &[$($may),*]);
-            }
-        )*
-    };
-}
-
-faults! {
-    help_exiting_1: HelpExits1, QUICK, ["help-exits-0"], [];
-    version_unknown: NoVersionFlag, QUICK, ["version-exits-0"], [];
-    usage_error_exiting_1: UsageErrorExits1, QUICK, ["usage-errors"], [];
-    usage_error_of_two_lines: UsageErrorTwoLines, QUICK, ["usage-errors"], [];
-    write_timeout_0_accepted: AcceptsWriteTimeout0, QUICK, ["usage-errors"], [];
-    max_connections_0_accepted: AcceptsMaxConnections0, QUICK, ["usage-errors"], [];
-    log_that_blocks: LogBlocks, QUICK, ["log-pipe-nobody-reads"], [];
-    log_that_dies_on_a_closed_stderr: LogDiesWhenClosed, QUICK, ["log-stderr-closed"], [];
-    replies_ending_with_lf: LfOnly, QUICK, ["replies-end-with-crlf", "connection-limit", "max-connections-flag"], [];
-    every_cr_stripped: StripsAllCrs, QUICK, ["lf-and-crlf-accepted"], [];
-    too_long_before_the_lf: TooLongEarly, QUICK | SLOW, ["too-long-once-at-the-lf"], [];
-    verbs_split_on_unicode_spaces: SplitsVerbOnUnicodeSpaces, QUICK, ["spaces-between-fields"], ["unknown-command", "lf-and-crlf-accepted"];
-    verbs_matched_by_unicode_case: UnicodeVerbs, QUICK, ["verbs-ascii-case-only"], [];
-    text_length_in_bytes: CountsBytes, QUICK, ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
-    text_length_in_utf16_units: CountsUtf16, QUICK, ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
-    text_length_in_graphemes: CountsGraphemes, QUICK, ["text-length-counts-characters"], [];
-    bidi_range_from_2029: BidiRangeFrom2029, QUICK, ["text-forbidden-range-ends"], [];
-    python_isprintable_texts: ForbidsUnprintable, QUICK, ["text-forbidden-range-ends", "text-control-characters"], [];
-    java_name_characters: JavaNameCharacters, QUICK, ["name-characters-unicode"], [];
-    identifier_name_characters: IdentifierNameCharacters, QUICK, ["name-characters-unicode"], [];
-    name_length_in_utf16_units: NameLengthUtf16, QUICK, ["name-length-16-vs-17"], ["name-characters-unicode"];
-    names_compared_by_uppercase: NamesComparedByUppercase, QUICK, ["names-compared-by-to-lowercase"], [];
-    names_case_folded: NamesCaseFolded, QUICK, ["names-compared-by-to-lowercase"], [];
-    names_lowercased_char_by_char: NamesLowercasedCharByChar, QUICK, ["names-compared-by-to-lowercase"], [];
-    name_kept_after_quit: KeepsNameAfterQuit, QUICK, ["name-released-after-quit", "quit-frees-slot-and-name-at-once"], ["no-such-user", "list-content"];
-    no_such_user_before_too_long: NoSuchUserBeforeTooLong, QUICK, ["error-precedence"], [];
-    not_connected_before_syntax: NotConnectedBeforeSyntax, QUICK, ["error-precedence"], [];
-    max_connections_ignored: IgnoresMaxConnections, QUICK, ["max-connections-flag"], ["first-stderr-line"];
-    slot_leaked_on_reset: SlotLeakOnReset, QUICK, ["slot-reused-after-reset"], [];
-    slot_freed_when_the_client_closes: SlotFreedWhenClientCloses, QUICK, ["quit-frees-slot-and-name-at-once"], [];
-    close_without_lingering: ClosesWithoutLingering, QUICK | WAITS, ["quit-delivers-owed-lines-then-ends", "timeout-delivers-owed-lines-then-ends"], [];
-    lingering_for_ever: LingersForever, QUICK | SLOW | WAITS, ["quit-ends-within-write-timeout", "timeout-delivers-owed-lines-then-ends"], [];
-    no_write_timeout: NoWriteTimeout, WRITES, ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client", "write-timeout-others-undelayed"], [];
-    write_timeout_tripled: WriteTimeoutTripled, WRITES, ["write-timeout-drops-stuck-recipient"], ["write-timeout-drops-deaf-client", "write-timeout-others-undelayed"];
-    recipient_dropped_at_once: DropsAtOnce, WRITES, ["write-timeout-drops-stuck-recipient"], ["write-timeout-others-undelayed"];
-    one_write_lock_for_all: GlobalWriteLock, WRITES, ["write-timeout-others-undelayed"], [];
-    no_login_timeout: NoLoginTimeout, WAITS, ["login-timeout", "login-timeout-despite-refused-connects", "timeout-delivers-owed-lines-then-ends"], [];
-    login_clock_restarted_by_lines: LoginClockRestartsOnLines, WAITS, ["login-timeout", "login-timeout-despite-refused-connects"], ["timeout-delivers-owed-lines-then-ends"];
-    login_clock_stopped_by_any_connect: LoginClockStopsAtAnyConnect, WAITS, ["login-timeout-despite-refused-connects"], [];
-    login_timeout_after_login: LoginTimeoutKeepsRunningAfterLogin, WAITS, ["login-timeout-spares-logged-in"], [];
-    login_timeout_0_at_once: LoginTimeout0AtOnce, WAITS, ["login-timeout-0-means-never"], [];
-    idle_timeout_for_logged_in_only: IdleTimeoutForLoggedInOnly, WAITS, ["idle-timeout"], [];
-    idle_timeout_from_the_login_value: IdleTimeoutUsesLoginValue, WAITS, ["idle-timeout", "idle-timeout-restarted-by-complete-lines", "idle-timeout-not-restarted-by-bytes"], [];
-    idle_clock_restarted_by_bytes: IdleClockRestartsOnBytes, WAITS, ["idle-timeout-not-restarted-by-bytes"], [];
-    idle_clock_ignoring_blank_lines: IdleClockIgnoresBlankLines, WAITS, ["idle-timeout-restarted-by-complete-lines"], [];
-    idle_timeout_0_at_once: IdleTimeout0AtOnce, WAITS, ["idle-timeout-0-means-never"], [];
+/// The tests above that wait (for timeouts, for replies that never come)
+/// or run many servers, run side by side: one after another they take a
+/// minute, side by side the time of the longest, on 2 cores. A failure
+/// names the one that failed.
+#[test]
+fn the_long_tests_side_by_side() {
+    let tests: [(&str, fn()); 8] = [
+        (
+            "each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour",
+            each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour,
+        ),
+        (
+            "the_faulty_server_without_a_fault_passes_every_check",
+            the_faulty_server_without_a_fault_passes_every_check,
+        ),
+        (
+            "the_binary_passes_every_check_in_spawn_mode",
+            the_binary_passes_every_check_in_spawn_mode,
+        ),
+        (
+            "a_racy_server_fails_every_run_and_a_correct_one_passes_every_run",
+            a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
+        ),
+        (
+            "a_failure_explains_itself_the_same_way_every_run",
+            a_failure_explains_itself_the_same_way_every_run,
+        ),
+        (
+            "our_server_passes_every_check_it_can_run_while_running",
+            our_server_passes_every_check_it_can_run_while_running,
+        ),
+        (
+            "a_first_line_worded_otherwise_fails_only_its_check",
+            a_first_line_worded_otherwise_fails_only_its_check,
+        ),
+        (
+            "a_server_that_does_not_start_fails_only_the_checks_that_need_it",
+            a_server_that_does_not_start_fails_only_the_checks_that_need_it,
+        ),
+    ];
+    let failed: Vec<&str> = std::thread::scope(|scope| {
+        let running: Vec<_> = tests
+            .iter()
+            .map(|(name, test)| (*name, scope.spawn(*test)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(name, test)| test.join().is_err().then_some(name))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "failed (see their panics above): {failed:?}"
+    );
 }

@@ -145,7 +145,10 @@ fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
     // is room again.
     let mut next = connect_when_free(server);
     let waited = quit.elapsed();
-    assert!(waited < write_timeout + Duration::from_secs(1), "{waited:?}");
+    assert!(
+        waited < write_timeout + Duration::from_secs(1),
+        "{waited:?}"
+    );
     next.ask("CONNECT next", "OK CONNECT next");
     drop((leavers, last));
 }
@@ -176,7 +179,10 @@ fn a_half_closing_client_gets_whole_lines_and_its_sender_exact_replies() {
         std::io::Read::read_to_end(&mut client.reader, &mut read).expect("a clean end");
         let read = String::from_utf8(read).expect("UTF-8");
         let tail = &read[read.len().saturating_sub(60)..];
-        assert!(read.ends_with("\r\n"), "round {round}: a cut line: {tail:?}");
+        assert!(
+            read.ends_with("\r\n"),
+            "round {round}: a cut line: {tail:?}"
+        );
         let line = format!("RECEIVE sender{round} {}", "z".repeat(100));
         let received = read
             .split_terminator("\r\n")

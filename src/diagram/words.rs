@@ -5,24 +5,11 @@
 
 use super::scene::Why;
 
-/// The language of those words.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Lang {
-    #[default]
-    En,
-    Fr,
-}
+pub use crate::lang::Lang;
 
+/// The diagram's words, in each language (methods of [`Lang`], so that a
+/// renderer writes `lang.server()`).
 impl Lang {
-    /// `en` or `fr`.
-    pub fn parse(code: &str) -> Option<Lang> {
-        match code {
-            "en" => Some(Lang::En),
-            "fr" => Some(Lang::Fr),
-            _ => None,
-        }
-    }
-
     /// The server's lifeline.
     pub fn server(self) -> &'static str {
         match self {

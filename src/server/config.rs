@@ -95,7 +95,11 @@ mod tests {
         assert_eq!(config.login_timeout, Some(LONGEST_TIMEOUT));
         assert_eq!(config.idle_timeout, Some(LONGEST_TIMEOUT));
         assert_eq!(config.write_timeout, LONGEST_TIMEOUT);
-        assert!(std::time::Instant::now().checked_add(LONGEST_TIMEOUT * 2).is_some());
+        assert!(
+            std::time::Instant::now()
+                .checked_add(LONGEST_TIMEOUT * 2)
+                .is_some()
+        );
         // Ordinary values are left alone.
         assert_eq!(Config::default().bounded(), Config::default());
     }

@@ -105,7 +105,11 @@ impl Console {
         let registry = &self.shared.registry;
         let names: Vec<String> = peers
             .iter()
-            .map(|peer| registry.user_of(peer.id).map_or("-".to_owned(), |u| u.name.clone()))
+            .map(|peer| {
+                registry
+                    .user_of(peer.id)
+                    .map_or("-".to_owned(), |u| u.name.clone())
+            })
             .collect();
         let width = peers
             .iter()

@@ -226,9 +226,9 @@ impl Server {
         // The socket is new, so this small line goes straight into its
         // empty send buffer; the write timeout bounds it all the same.
         let timeout = self.shared.config.write_timeout;
-        let _ = stream.set_write_timeout(Some(timeout)).map(|()| {
-            peer::write_before(stream, &line, Instant::now() + timeout, timeout)
-        });
+        let _ = stream
+            .set_write_timeout(Some(timeout))
+            .map(|()| peer::write_before(stream, &line, Instant::now() + timeout, timeout));
         self.shared.log.refusal(addr, &line);
         // Closing a socket that still holds unread input makes the system
         // reset the connection, which can destroy the ERR FULL line before
@@ -325,7 +325,9 @@ mod tests {
         let shared = Arc::clone(&server.shared);
         thread::spawn(move || server.run());
         let first_line = |stream: TcpStream| {
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             let mut reader = BufReader::new(stream);
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
@@ -349,7 +351,10 @@ mod tests {
         // The refused connections kept no slot: two served fill the two.
         assert_eq!(shared.slots.count(), 2);
         let (line, _) = first_line(TcpStream::connect(address).unwrap());
-        assert_eq!(line, "ERR FULL server full (2 connections), try again later\r\n");
+        assert_eq!(
+            line,
+            "ERR FULL server full (2 connections), try again later\r\n"
+        );
         let mut refusals = 0;
         while refusals < 2 {
             let line = logged.recv_timeout(Duration::from_secs(5)).unwrap();

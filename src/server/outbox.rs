@@ -83,7 +83,11 @@ impl Outbox {
     /// Queues `RECEIVE <from> <text>` for `to`, and the `OK SEND <to>` that
     /// will tell the sender it was written.
     pub(crate) fn send(&mut self, to: &Arc<User>, from: &str, text: &str) {
-        let index = match self.deliveries.iter().position(|d| d.to.peer.id == to.peer.id) {
+        let index = match self
+            .deliveries
+            .iter()
+            .position(|d| d.to.peer.id == to.peer.id)
+        {
             Some(index) => index,
             None => {
                 self.deliveries.push(Delivery {
@@ -132,14 +136,21 @@ impl Outbox {
                 Ok(()) => delivery.lines.len(),
                 Err(why) => {
                     if let Undelivered::Dropped { error, .. } = &why {
-                        log.event(format_args!("{} dropped: cannot write to it ({error})", to.name));
+                        log.event(format_args!(
+                            "{} dropped: cannot write to it ({error})",
+                            to.name
+                        ));
                         shared.registry.remove(&to.key, to.peer.id);
                     }
                     why.written()
                 }
             };
         }
-        let delivered = self.sent.iter().filter(|sent| self.was_written(sent)).count();
+        let delivered = self
+            .sent
+            .iter()
+            .filter(|sent| self.was_written(sent))
+            .count();
         if delivered < self.sent.len() {
             self.retract_unwritten_sends();
         }
@@ -278,7 +289,9 @@ mod tests {
         assert!(!shared.registry.remove(&key, bob.id), "the name was kept");
         // Bob, reading at last, finds exactly `delivered` whole lines.
         let mut got = Vec::new();
-        bob_client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        bob_client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         bob_client.read_to_end(&mut got).unwrap();
         let line = format!("RECEIVE alice {}\r\n", "z".repeat(100));
         assert_eq!(got.len() / line.len(), delivered, "whole lines read");

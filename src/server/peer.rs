@@ -100,7 +100,12 @@ impl Undelivered {
 
 impl Peer {
     /// A new client socket, accepted from `addr` and [`set_up`].
-    pub(crate) fn new(stream: TcpStream, id: ConnId, addr: SocketAddr, write_timeout: Duration) -> Peer {
+    pub(crate) fn new(
+        stream: TcpStream,
+        id: ConnId,
+        addr: SocketAddr,
+        write_timeout: Duration,
+    ) -> Peer {
         Peer {
             id,
             addr,
@@ -259,11 +264,13 @@ impl Greeting<'_> {
     /// goes straight in; the write timeout bounds it all the same.
     pub(crate) fn write(mut self, line: &[u8]) -> io::Result<()> {
         let deadline = Instant::now() + self.peer.write_timeout;
-        write_before(&self.peer.stream, line, deadline, self.peer.write_timeout).map_err(|stopped| {
-            self.peer.dropped.store(true, Ordering::Release);
-            self.peer.shut(&mut self.writer, Shutdown::Both);
-            stopped.error
-        })
+        write_before(&self.peer.stream, line, deadline, self.peer.write_timeout).map_err(
+            |stopped| {
+                self.peer.dropped.store(true, Ordering::Release);
+                self.peer.shut(&mut self.writer, Shutdown::Both);
+                stopped.error
+            },
+        )
     }
 }
 

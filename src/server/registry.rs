@@ -64,7 +64,11 @@ impl Registry {
     /// (see [`Registry::show`]), and returns the new user with the number
     /// of users now registered; or `ERR NAME_TAKEN` if a user holds the
     /// same name case-insensitively.
-    pub(crate) fn register(&self, name: &str, peer: &Arc<Peer>) -> Result<(Arc<User>, usize), Error> {
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        peer: &Arc<Peer>,
+    ) -> Result<(Arc<User>, usize), Error> {
         let key = name_key(name); // computed before the lock is taken
         let mut users = self.lock();
         if let Some(holder) = users.get(&key) {
@@ -192,7 +196,10 @@ mod tests {
         let registry = Registry::default();
         let (alice, other) = (peer(1), peer(2));
         let (user, count) = registry.register("Alice", &alice).unwrap();
-        assert_eq!((user.key.as_str(), user.name.as_str(), count), ("alice", "Alice", 1));
+        assert_eq!(
+            (user.key.as_str(), user.name.as_str(), count),
+            ("alice", "Alice", 1)
+        );
         let taken = registry.register("ALICE", &other).unwrap_err();
         assert_eq!(taken.code, ErrorCode::NameTaken);
         assert_eq!(taken.reason, "Alice is already connected");
@@ -214,7 +221,10 @@ mod tests {
         registry.show(&user.key, 1);
         assert_eq!(names(&registry.list(2)), ["Alice"]);
         let found = registry.find("ALICE", 2).unwrap();
-        assert_eq!((found.key.as_str(), found.name.as_str(), found.peer.id), ("alice", "Alice", 1));
+        assert_eq!(
+            (found.key.as_str(), found.name.as_str(), found.peer.id),
+            ("alice", "Alice", 1)
+        );
     }
 
     #[test]
@@ -224,7 +234,10 @@ mod tests {
             let (user, _) = registry.register(name, &peer(id)).unwrap();
             registry.show(&user.key, id);
         }
-        assert_eq!(names(&registry.list(9)), ["Alice", "bob", "carol", "Élodie"]);
+        assert_eq!(
+            names(&registry.list(9)),
+            ["Alice", "bob", "carol", "Élodie"]
+        );
     }
 
     #[test]
@@ -237,7 +250,10 @@ mod tests {
         registry.register("Bob", &new).unwrap();
         // The old connection's late clean-up leaves the newcomer alone.
         assert!(!registry.remove(&user.key, 1));
-        assert_eq!(registry.user_of(2).map(|u| u.name.clone()).as_deref(), Some("Bob"));
+        assert_eq!(
+            registry.user_of(2).map(|u| u.name.clone()).as_deref(),
+            Some("Bob")
+        );
         assert!(registry.user_of(1).is_none());
     }
 }

@@ -102,7 +102,9 @@ struct Login {
 
 impl Drop for Login {
     fn drop(&mut self) {
-        self.shared.registry.remove(&self.user.key, self.user.peer.id);
+        self.shared
+            .registry
+            .remove(&self.user.key, self.user.peer.id);
     }
 }
 
@@ -284,7 +286,10 @@ impl Client {
             }
             Command::Send { to, text } => {
                 let to = registry.find(to, me)?;
-                let from = self.login.as_ref().map_or("", |login| login.user.name.as_str());
+                let from = self
+                    .login
+                    .as_ref()
+                    .map_or("", |login| login.user.name.as_str());
                 if to.peer.id == me {
                     // To oneself: the same socket, so the RECEIVE line goes
                     // with the replies, in order, right before its OK.

@@ -192,7 +192,10 @@ impl Client {
                 }
             }
         }
-        self.reader.get_ref().set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .unwrap();
         (acknowledged, owed)
     }
 

@@ -112,9 +112,37 @@ pub enum Fault {
     IdleClockRestartsOnBytes,
     IdleClockIgnoresBlankLines,
     IdleTimeout0AtOnce,
+    // Angles added by issue 14 (see ANGLES.md).
+    /// Computes deadlines as `now + timeout`, which panics for a huge one.
+    HugeTimeoutOverflows,
+    /// Makes a name visible, then writes its `OK CONNECT` 5 ms later.
+    VisibleBeforeOkConnect,
+    /// Frees the name and the slot 5 ms after writing `OK QUIT`.
+    ReleasesAfterOkQuit,
+    /// Closes a connection refused with `ERR FULL` 2 s later.
+    FullClosedLate,
+    /// LIST shows the connections that have not logged in, as `guestN`.
+    ListsAnonymous,
+    /// Looks the name up before checking it: NAME_TAKEN before BAD_NAME.
+    NameTakenBeforeBadName,
+    /// Drops the replies to a client's last lines when it half-closes.
+    RepliesLostAtHalfClose,
+    /// A connection dropped for its write timeout keeps its slot.
+    SlotLeakOnDrop,
+    /// Writes LIST's reply while holding the lock on the users.
+    RegistryLockedWhileWriting,
+    /// Restarts the idle clock when it writes to the client, too.
+    IdleClockRestartsOnWrites,
+    /// Refuses only C0 controls in a text (`ord(c) < 32`).
+    C0ControlsOnly,
+    /// Ends a line at a lone CR too (universal newlines, `readLine`).
+    LoneCrEndsLine,
 }
 
 use Fault::*;
+
+/// How long the racy faults leave their window open: a few milliseconds.
+const RACE_WINDOW: Duration = Duration::from_millis(5);
 
 /// Lines the emulated stderr pipe holds before it is full.
 const PIPE_LINES: usize = 16;
@@ -397,6 +425,8 @@ struct Conn {
     writing: Mutex<()>,
     /// Dropped for a failed write: every later write fails at once.
     dropped: AtomicBool,
+    /// When a line was last written to it ([`IdleClockRestartsOnWrites`]).
+    written_at: Mutex<Instant>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -440,6 +470,12 @@ impl Shared {
     fn write_then(&self, conn: &Conn, bytes: &[u8], last: bool) -> io::Result<()> {
         let _global = (self.fault == GlobalWriteLock).then(|| lock(&self.global_write));
         let _own = lock(&conn.writing);
+        self.write_held(conn, bytes, last)
+    }
+
+    /// [`Shared::write_then`] for a caller that holds `conn`'s write lock.
+    fn write_held(&self, conn: &Conn, bytes: &[u8], last: bool) -> io::Result<()> {
+        *lock(&conn.written_at) = Instant::now();
         if conn.dropped.load(Ordering::Acquire) {
             return Err(io::ErrorKind::NotConnected.into());
         }
@@ -473,11 +509,20 @@ impl Shared {
     }
 }
 
+/// `now + timeout`, saturated at a century (a huge flag value is honoured
+/// as "a very long time", never overflows).
+fn after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + CENTURY.min(timeout))
+}
+
 /// Writes all of `bytes` within `timeout` (for ever without one): the
 /// socket's own timeout bounds each system call only, and a slow reader
 /// taking a few bytes now and then would stretch a plain `write_all`.
 fn write_within(stream: &TcpStream, mut bytes: &[u8], timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = timeout.map(after);
     while !bytes.is_empty() {
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -494,6 +539,15 @@ fn write_within(stream: &TcpStream, mut bytes: &[u8], timeout: Option<Duration>)
         }
     }
     Ok(())
+}
+
+/// The text of a SEND line.
+fn send_text(line: &str) -> &str {
+    line.trim_start_matches(' ')
+        .split_once(' ')
+        .map(|(_, rest)| rest.trim_start_matches(' '))
+        .and_then(|rest| rest.split_once(' '))
+        .map_or("", |(_, text)| text.trim_start_matches(' '))
 }
 
 /// What ends a session.
@@ -541,6 +595,9 @@ impl Session {
                 &mut out,
             );
             let _ = write_within(&stream, &out, shared.config.write_timeout);
+            if shared.fault == FullClosedLate {
+                thread::sleep(Duration::from_secs(2));
+            }
             let _ = stream.shutdown(Shutdown::Write);
             return;
         }
@@ -549,6 +606,7 @@ impl Session {
             stream,
             writing: Mutex::new(()),
             dropped: AtomicBool::new(false),
+            written_at: Mutex::new(Instant::now()),
         });
         lock(&shared.everyone).push(Arc::downgrade(&conn));
         let now = Instant::now();
@@ -609,6 +667,9 @@ impl Session {
             if self.shared.fault == IdleClockRestartsOnBytes {
                 self.last_line = Instant::now();
             }
+            if self.shared.fault == RepliesLostAtHalfClose && self.half_closed() {
+                return End::Gone { reset: false };
+            }
             let mut out = Vec::new();
             let mut end = None;
             for line in self.frame(&buffer[..n], &mut out) {
@@ -626,6 +687,23 @@ impl Session {
         }
     }
 
+    /// True when the client has closed its side after what was just read
+    /// ([`RepliesLostAtHalfClose`]: "it left, no need to answer").
+    fn half_closed(&self) -> bool {
+        let stream = &self.conn.stream;
+        let ended = || {
+            let _ = stream.set_nonblocking(true);
+            let peeked = stream.peek(&mut [0; 1]);
+            let _ = stream.set_nonblocking(false);
+            matches!(peeked, Ok(0))
+        };
+        // The end of stream may be a moment behind the last bytes.
+        ended() || {
+            thread::sleep(Duration::from_millis(1));
+            ended()
+        }
+    }
+
     /// The login or idle deadline, whichever comes first.
     fn deadline(&self) -> Option<Instant> {
         let config = &self.shared.config;
@@ -640,15 +718,24 @@ impl Session {
             LoginClockRestartsOnLines => self.last_line,
             _ => self.accepted,
         };
+        // `since + t`, saturated (or, for the fault, overflowing).
+        let add = |since: Instant, t: Duration| match fault {
+            HugeTimeoutOverflows => since + t,
+            _ => since + (after(t) - Instant::now()),
+        };
         let login = config
             .login_timeout
             .filter(|_| login_runs)
-            .map(|t| login_start + t);
+            .map(|t| add(login_start, t));
         let idle_runs = fault != IdleTimeoutForLoggedInOnly || self.login.is_some();
+        let idle_start = match fault {
+            IdleClockRestartsOnWrites => self.last_line.max(*lock(&self.conn.written_at)),
+            _ => self.last_line,
+        };
         let idle = config
             .idle_timeout
             .filter(|_| idle_runs)
-            .map(|t| self.last_line + t);
+            .map(|t| add(idle_start, t));
         login.into_iter().chain(idle).min()
     }
 
@@ -663,7 +750,8 @@ impl Session {
     fn frame(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Vec<Line> {
         let mut lines = Vec::new();
         for &byte in bytes {
-            if byte == b'\n' {
+            let ends = byte == b'\n' || (byte == b'\r' && self.shared.fault == LoneCrEndsLine);
+            if ends {
                 let mut line = std::mem::take(&mut self.partial);
                 let discarded = std::mem::take(&mut self.discarding);
                 if self.shared.fault == StripsAllCrs {
@@ -781,6 +869,12 @@ impl Session {
         let parsed = protocol::parse(bytes, logged_in);
         let code = parsed.as_ref().err().map(|error| error.code);
         match (fault, code) {
+            (NameTakenBeforeBadName, Some(ErrorCode::BadName))
+                if verb == "CONNECT"
+                    && lock(&self.shared.users).contains_key(&self.shared.key(second)) =>
+            {
+                return Err(Error::new(ErrorCode::NameTaken, "taken"));
+            }
             (NoSuchUserBeforeTooLong, Some(ErrorCode::TooLong))
                 if !lock(&self.shared.users).contains_key(&self.shared.key(second)) =>
             {
@@ -796,13 +890,17 @@ impl Session {
                     return Ok(Some(Command::Connect(second)));
                 }
             }
+            (C0ControlsOnly, Some(ErrorCode::BadText)) if verb == "SEND" => {
+                let text = send_text(line);
+                let bidi = |c: char| {
+                    ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+                };
+                if !text.chars().any(|c| c < ' ' || bidi(c)) {
+                    return Ok(Some(Command::Send { to: second, text }));
+                }
+            }
             (CountsGraphemes, Some(ErrorCode::TooLong)) if verb == "SEND" => {
-                let text = line
-                    .trim_start_matches(' ')
-                    .split_once(' ')
-                    .map(|(_, rest)| rest.trim_start_matches(' '))
-                    .and_then(|rest| rest.split_once(' '))
-                    .map_or("", |(_, text)| text.trim_start_matches(' '));
+                let text = send_text(line);
                 let graphemes = text
                     .chars()
                     .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
@@ -868,6 +966,11 @@ impl Session {
             Command::Connect(name) => {
                 self.tried_connect = true;
                 let key = shared.key(name);
+                // The name becomes visible as its OK CONNECT is written:
+                // under this connection's write lock, with the replies
+                // before it, so no RECEIVE can come first.
+                let visible_late = shared.fault == VisibleBeforeOkConnect;
+                let own = (!visible_late).then(|| lock(&self.conn.writing));
                 let mut users = lock(&shared.users);
                 if users.contains_key(&key) {
                     return Err(Error::new(ErrorCode::NameTaken, "taken"));
@@ -876,6 +979,17 @@ impl Session {
                 drop(users);
                 self.login = Some(key);
                 shared.encode(&Reply::Connected(name), out);
+                let written = match own {
+                    Some(_held) => shared.write_held(&self.conn, out, false),
+                    None => {
+                        thread::sleep(RACE_WINDOW);
+                        shared.write(&self.conn, out)
+                    }
+                };
+                out.clear();
+                if written.is_err() {
+                    return Err(Error::new(ErrorCode::NameTaken, "gone"));
+                }
             }
             Command::Send { to, text } => {
                 let found = lock(&shared.users).get(&shared.key(to)).cloned();
@@ -896,8 +1010,27 @@ impl Session {
             }
             Command::List => {
                 let users = lock(&shared.users);
-                let names: Vec<&str> = users.values().map(|(name, _)| name.as_str()).collect();
+                let mut names: Vec<String> = users.values().map(|(name, _)| name.clone()).collect();
+                if shared.fault == ListsAnonymous {
+                    let everyone = lock(&shared.everyone);
+                    let anonymous = everyone
+                        .iter()
+                        .filter_map(Weak::upgrade)
+                        .filter(|conn| !conn.dropped.load(Ordering::Acquire))
+                        .filter(|conn| users.values().all(|(_, user)| user.id != conn.id));
+                    names.extend(anonymous.map(|conn| format!("guest{}", conn.id)));
+                }
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 shared.encode(&Reply::List(&names), out);
+                if shared.fault == RegistryLockedWhileWriting {
+                    // The reply goes out now, the users still locked.
+                    let _own = lock(&self.conn.writing);
+                    if write_within(&self.conn.stream, out, shared.config.write_timeout).is_err() {
+                        self.conn.dropped.store(true, Ordering::Release);
+                        let _ = self.conn.stream.shutdown(Shutdown::Both);
+                    }
+                    out.clear();
+                }
             }
             Command::Ping => shared.encode(&Reply::Pong, out),
             Command::Help => shared.encode(&Reply::Help, out),
@@ -944,13 +1077,20 @@ impl Session {
         let last = match end {
             End::Gone { reset } => {
                 self.release_name();
-                if !(reset && fault == SlotLeakOnReset) {
+                let dropped = self.conn.dropped.load(Ordering::Acquire);
+                let leaks =
+                    (reset && fault == SlotLeakOnReset) || (dropped && fault == SlotLeakOnDrop);
+                if !leaks {
                     self.release_slot();
                 }
                 return;
             }
             End::Last(last) => last,
         };
+        if fault == ReleasesAfterOkQuit {
+            let _ = self.shared.write_last(&self.conn, &last);
+            thread::sleep(RACE_WINDOW);
+        }
         if fault != KeepsNameAfterQuit {
             self.release_name();
         }
@@ -964,7 +1104,7 @@ impl Session {
         }
         let bound = match fault {
             LingersForever => None,
-            _ => Some(Instant::now() + self.shared.config.write_timeout.unwrap_or_default()),
+            _ => Some(after(self.shared.config.write_timeout.unwrap_or_default())),
         };
         let mut sink = [0; 1024];
         loop {

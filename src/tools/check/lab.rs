@@ -1,14 +1,17 @@
 //! What one check works with: the server's address and settings, user
-//! names unique to the check, and the connections it opens (closed by the
-//! runner when the check ends, however it ends).
+//! names unique to the check, the connections it opens (closed by the
+//! runner when the check ends, however it ends) and the journal of what
+//! they sent and got.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::journal::Journal;
 use super::launch::Launcher;
-use super::probe::{self, Failure, LastSent, Probe, shown_str};
+use super::probe::{self, Buffer, Failure, Probe};
 use super::settings::Settings;
+use crate::lang::{Lang, tr};
 
 /// Everything one check works with.
 pub struct Lab<'a> {
@@ -20,10 +23,12 @@ pub struct Lab<'a> {
     /// In spawn mode, how to start the server (for the command-line checks).
     launcher: Option<&'a dyn Launcher>,
     /// Digits unique to this check in this run, appended to user names so
-    /// that checks (and two runs at once) never collide.
+    /// that checks never collide; the same on every run, so that a fault
+    /// is reported in the same words every time.
     tag: String,
+    lang: Lang,
     opened: Vec<TcpStream>,
-    last_sent: LastSent,
+    journal: Arc<Journal>,
 }
 
 impl<'a> Lab<'a> {
@@ -33,6 +38,7 @@ impl<'a> Lab<'a> {
         addrs: Vec<SocketAddr>,
         launcher: Option<&'a dyn Launcher>,
         tag: String,
+        lang: Lang,
     ) -> Lab<'a> {
         Lab {
             wait,
@@ -40,14 +46,20 @@ impl<'a> Lab<'a> {
             addrs,
             launcher,
             tag,
+            lang,
             opened: Vec::new(),
-            last_sent: Arc::new(Mutex::new(String::new())),
+            journal: Arc::default(),
         }
     }
 
     /// The wait for each expected line.
     pub fn wait(&self) -> Duration {
         self.wait
+    }
+
+    /// The language of the report.
+    pub fn lang(&self) -> Lang {
+        self.lang
     }
 
     /// What the checker knows of the server's settings.
@@ -57,24 +69,54 @@ impl<'a> Lab<'a> {
 
     /// The way to start the server under test (spawn mode only).
     pub fn launcher(&self) -> Result<&'a dyn Launcher, Failure> {
-        self.launcher
-            .ok_or_else(|| Failure::new("this check needs --spawn"))
+        self.launcher.ok_or_else(|| {
+            Failure::new(self.lang.pick(
+                "this check needs --spawn",
+                "cette vérification demande --spawn",
+            ))
+        })
     }
 
-    /// `base` made unique to this check: `alice` becomes `alice41207`.
+    /// `base` made unique to this check: `alice` becomes `alice07`.
     /// Digits only, so upper- and lower-case forms stay the same name.
     pub fn name(&self, base: &str) -> String {
         format!("{base}{}", self.tag)
     }
 
+    /// `connection 3` (`connexion 3` in French): a connection that has
+    /// no user name.
+    pub fn nth(&self, n: usize) -> String {
+        tr!(self.lang, "connection {n}", "connexion {n}")
+    }
+
     /// Connects without reading the greeting.
     pub fn connect_raw(&mut self, label: &str) -> Result<Probe, Failure> {
+        self.dial(label, Buffer::Usual)
+    }
+
+    fn dial(&mut self, label: &str, buffer: Buffer) -> Result<Probe, Failure> {
         Probe::connect(
             &self.addrs,
             self.wait,
             label.to_owned(),
-            Arc::clone(&self.last_sent),
+            self.lang,
+            Arc::clone(&self.journal),
             &mut self.opened,
+            buffer,
+        )
+    }
+
+    /// Connects to `addr` (a server the check started itself), without
+    /// reading the greeting.
+    pub fn connect_to(&mut self, addr: SocketAddr, label: &str) -> Result<Probe, Failure> {
+        Probe::connect(
+            &[addr],
+            self.wait,
+            label.to_owned(),
+            self.lang,
+            Arc::clone(&self.journal),
+            &mut self.opened,
+            Buffer::Usual,
         )
     }
 
@@ -91,15 +133,12 @@ impl<'a> Lab<'a> {
     pub fn connect_when_free(&mut self, label: &str, deadline: Instant) -> Result<Probe, Failure> {
         loop {
             let mut probe = self.connect_raw(label)?;
-            let line = probe.line("\"OK WELCOME ...\"")?;
+            let line = probe.line("\"OK WELCOME …\"")?;
             if line.starts_with("OK WELCOME") {
                 return Ok(probe);
             }
             if !probe::is_error(&line, "FULL") || Instant::now() >= deadline {
-                return Err(Failure::new(format!(
-                    "{label} connected; expected \"OK WELCOME ...\"; got {}",
-                    shown_str(&line)
-                )));
+                return Err(probe.mismatch("\"OK WELCOME …\"", &line));
             }
             // Give the server a moment to see the closes it has not seen yet.
             std::thread::sleep(Duration::from_millis(20));
@@ -109,6 +148,18 @@ impl<'a> Lab<'a> {
     /// Connects, then logs in as `name`.
     pub fn login(&mut self, name: &str) -> Result<Probe, Failure> {
         let mut probe = self.connect(name)?;
+        probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
+        Ok(probe)
+    }
+
+    /// [`Lab::login`] for a client that will never read: its receive
+    /// buffer is small, so that the server finds it full soon.
+    pub fn login_deaf(&mut self, name: &str) -> Result<Probe, Failure> {
+        let mut probe = self.dial(name, Buffer::Small)?;
+        let line = probe.line("\"OK WELCOME …\"")?;
+        if !line.starts_with("OK WELCOME") {
+            return Err(probe.mismatch("\"OK WELCOME …\"", &line));
+        }
         probe.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))?;
         Ok(probe)
     }
@@ -128,9 +179,20 @@ impl<'a> Lab<'a> {
         Ok(())
     }
 
-    /// Closes every connection the check opened, and waits (at most the
-    /// wait) for the server to close them too.
-    pub fn close(self) {
-        probe::close_all(self.opened, Instant::now() + self.wait);
+    /// Leaves the connection `label` out of a later failure's exchanges
+    /// (it ended as it should, and played no part).
+    pub fn forget(&self, label: &str) {
+        self.journal.forget(label);
+    }
+
+    /// What each connection sent and got, for a failure.
+    pub fn exchanges(&self) -> Vec<String> {
+        self.journal.exchanges(self.lang)
+    }
+
+    /// Closes every connection the check opened, and waits until
+    /// `deadline` for the server to close them too.
+    pub fn close(self, deadline: Instant) {
+        probe::close_all(self.opened, deadline);
     }
 }

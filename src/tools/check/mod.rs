@@ -2,11 +2,16 @@
 //! against any server that claims to speak the protocol (ours, or a
 //! student's).
 //!
-//! Each check of [`checks`] observes one rule of the contract and prints
-//! one line, `PASS <name>`, `FAIL <name>: <what was sent, what was
-//! expected, what came back>` or `SKIP <name> (<why>)`; the run ends with
-//! `N passed, M failed, K skipped in T s`, and can also be written as a
-//! JUnit XML report ([`junit`]).
+//! Each check of [`checks`] observes one rule of PROTOCOL.md and prints
+//! `PASS <name>`, `SKIP <name> (<why>)` or `FAIL <name>: <what was
+//! expected, what came>` followed by what every connection involved sent
+//! and got, the rule in PROTOCOL.md's words with its section, and the
+//! likely cause when the answer matches a known slip ([`Failure`]). The
+//! run ends with a summary per section of PROTOCOL.md, the likely causes
+//! with the failures each explains, and `N passed, M failed, K skipped
+//! in T s` ([`Report`]); it can also be written as a JUnit XML report
+//! ([`junit`]). Checks have levels (`--level 1|2|3`), and the prose is
+//! French or English (`--lang`, [`lang`]).
 //!
 //! Two ways to meet the server:
 //! - **spawn mode** (`--spawn 'COMMAND'`): the checker starts the server
@@ -20,8 +25,14 @@
 //! | --- | --- |
 //! | the options, the entry points, running one check (here) | [`run`] |
 //! | the checks, one per rule, by theme | [`checks`] |
+//! | the rules they cite, in PROTOCOL.md's words | [`rules`] |
+//! | the naive implementations a failure can point to | [`causes`] |
 //! | what one check works with: address, settings, names, connections | [`Lab`] |
 //! | one connection, every read with a deadline | [`probe`] |
+//! | what each connection sent and got, for a failure | `journal` |
+//! | a failure, as the student reads it | [`Failure`] |
+//! | lines shown in PROTOCOL.md's notation (`<U+0085>`) | `shown` |
+//! | French or English | [`lang`] |
 //! | the server's settings, the flags spawn mode gives | [`settings`] |
 //! | starting a server program, its first stderr line | [`launch`] |
 //! | splitting `--spawn`'s text into words | [`words`] |
@@ -35,26 +46,33 @@
 //! the next check starts, and a server that stops answering fails the
 //! remaining checks at once.
 
+pub mod causes;
 pub mod checks;
+mod failure;
+mod journal;
 pub mod junit;
 mod lab;
 pub mod launch;
 pub mod probe;
 mod report;
+pub mod rules;
 mod running;
 pub mod settings;
+mod shown;
+mod socket;
 mod spawning;
 pub mod words;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::lang::{Lang, tr};
 use crate::tools::remote::Target;
 pub use checks::{Check, Needs, Pace};
+pub use failure::Failure;
 pub use lab::Lab;
 use launch::{Launcher, SpawnCommand};
-use probe::Failure;
 pub use report::{Outcome, Report, Verdict};
 use settings::Settings;
 
@@ -83,7 +101,16 @@ pub struct CheckOptions {
     pub junit: Option<PathBuf>,
     /// Only these checks (`--only`); all when empty.
     pub only: Vec<String>,
+    /// Only the checks of this level and below (`--level`, 3: all).
+    pub level: u8,
+    /// The language of the report (`--lang`).
+    pub lang: Lang,
+    /// Print the checks instead of running them (`--list`).
+    pub list: bool,
 }
+
+/// The level that runs every check.
+pub const ALL_LEVELS: u8 = 3;
 
 impl Default for CheckOptions {
     fn default() -> Self {
@@ -93,6 +120,9 @@ impl Default for CheckOptions {
             wait: DEFAULT_WAIT,
             junit: None,
             only: Vec::new(),
+            level: ALL_LEVELS,
+            lang: Lang::En,
+            list: false,
         }
     }
 }
@@ -100,6 +130,10 @@ impl Default for CheckOptions {
 /// Runs the checks `options` asks for, printing each result to `out` as
 /// it comes, then the summary line; writes the JUnit report if asked.
 pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<Report> {
+    if options.list {
+        list(options, out)?;
+        return Ok(Report::default());
+    }
     match &options.server {
         ServerUnderTest::Running(target) => {
             let report = running::run_on_running(options, target, out)?;
@@ -122,9 +156,30 @@ pub fn run_spawning(
 
 fn finish(options: &CheckOptions, report: Report) -> io::Result<Report> {
     if let Some(path) = &options.junit {
-        junit::write(path, &report)?;
+        junit::write(path, &report, options.lang)?;
     }
     Ok(report)
+}
+
+/// Prints every check the options select: its name, level and
+/// PROTOCOL.md section, then its rule in PROTOCOL.md's words.
+pub fn list(options: &CheckOptions, out: &mut dyn Write) -> io::Result<()> {
+    let lang = options.lang;
+    for (_, check) in selected(options) {
+        let (level, section) = (check.level, check.rule.section);
+        writeln!(
+            out,
+            "{}",
+            tr!(
+                lang,
+                "{} (level {level}, PROTOCOL.md « {section} »)",
+                "{} (niveau {level}, PROTOCOL.md « {section} »)",
+                check.name
+            )
+        )?;
+        writeln!(out, "    « {} »", check.rule.quote)?;
+    }
+    Ok(())
 }
 
 /// The checks `options` selects, in the table's order.
@@ -132,31 +187,43 @@ pub(super) fn selected(options: &CheckOptions) -> Vec<(usize, Check)> {
     checks::all()
         .into_iter()
         .enumerate()
+        .filter(|(_, check)| check.level <= options.level)
         .filter(|(_, check)| {
             options.only.is_empty() || options.only.iter().any(|n| n == check.name)
         })
         .collect()
 }
 
-/// A unique-enough start for the tags of this run: the process id mixed
-/// with the clock, as three digits.
-pub(super) fn run_seed() -> u32 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (std::process::id() ^ nanos) % 1000
+/// Two digits unique to check `index`: its user names end with them
+/// (`alice07`). The same on every run, so a fault reads the same.
+pub(super) fn tag(index: usize) -> String {
+    format!("{:02}", index % 100)
 }
 
-/// Five digits unique to check `index` of a run.
-pub(super) fn tag(seed: u32, index: usize) -> String {
-    format!("{seed:03}{:02}", index % 100)
+/// The first line of a run, in the run's language.
+pub(super) fn header(options: &CheckOptions, what: &str) -> String {
+    let lang = options.lang;
+    let wait = lang.seconds(options.wait);
+    let level = options.level;
+    tr!(
+        lang,
+        "checking {what} (level {level} of 3, wait {wait} per reply)",
+        "vérification de {what} (niveau {level} sur 3, attente de {wait} par réponse)"
+    )
 }
 
 /// Prints and records one outcome.
-pub(super) fn record(report: &mut Report, outcome: Outcome, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn record(
+    report: &mut Report,
+    outcome: Outcome,
+    lang: Lang,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     match &outcome.verdict {
         Verdict::Passed => writeln!(out, "PASS {}", outcome.name)?,
-        Verdict::Failed(failure) => writeln!(out, "FAIL {}: {}", outcome.name, failure.0)?,
+        Verdict::Failed(failure) => {
+            writeln!(out, "FAIL {}: {}", outcome.name, failure.render(lang))?
+        }
         Verdict::Skipped(why) => writeln!(out, "SKIP {} ({why})", outcome.name)?,
     }
     out.flush()?;
@@ -164,18 +231,33 @@ pub(super) fn record(report: &mut Report, outcome: Outcome, out: &mut dyn Write)
     Ok(())
 }
 
-/// Runs `check` in a fresh [`Lab`], timing it.
+/// Runs `check` in a fresh [`Lab`], timing it. A failure gets what each
+/// connection sent and got, and the check's rule if it cites none. The
+/// connections are closed at once after a failure (the server is not
+/// used again); after a pass, the server is given the wait to close them.
 pub(super) fn run_check(check: &Check, lab: Lab<'_>) -> Outcome {
     let started = Instant::now();
     let mut lab = lab;
     let result = (check.run)(&mut lab);
-    lab.close();
+    let wait = lab.wait();
+    let verdict = match result {
+        Ok(()) => {
+            lab.close(Instant::now() + wait);
+            Verdict::Passed
+        }
+        Err(mut failure) => {
+            if failure.with_exchanges {
+                failure.exchanges = lab.exchanges();
+            }
+            failure.rule.get_or_insert(check.rule);
+            lab.close(Instant::now());
+            Verdict::Failed(failure)
+        }
+    };
     Outcome {
         name: check.name,
-        verdict: match result {
-            Ok(()) => Verdict::Passed,
-            Err(failure) => Verdict::Failed(failure),
-        },
+        section: check.rule.section,
+        verdict,
         time: started.elapsed(),
     }
 }
@@ -183,15 +265,19 @@ pub(super) fn run_check(check: &Check, lab: Lab<'_>) -> Outcome {
 pub(super) fn skipped(check: &Check, why: String) -> Outcome {
     Outcome {
         name: check.name,
+        section: check.rule.section,
         verdict: Verdict::Skipped(why),
         time: Duration::ZERO,
     }
 }
 
-pub(super) fn not_run(check: &Check, why: &str) -> Outcome {
+pub(super) fn not_run(check: &Check, lang: Lang, why: &str) -> Outcome {
     Outcome {
         name: check.name,
-        verdict: Verdict::Failed(Failure::new(format!("not run: {why}"))),
+        section: check.rule.section,
+        verdict: Verdict::Failed(
+            Failure::new(tr!(lang, "not run: {why}", "non lancée : {why}")).because(check.rule),
+        ),
         time: Duration::ZERO,
     }
 }

@@ -1,32 +1,23 @@
 //! A connection the conformance checks drive: every read bounded by the
-//! `--wait` time, every expectation turned into a [`Failure`] that says what
-//! was sent, what was expected and what came back.
+//! `--wait` time, every line sent and got noted in the check's
+//! [`Journal`], every expectation turned into a [`Failure`] that says
+//! what was expected and what came instead.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::tools::remote::{self, ServerLine, ServerLines, is_timeout};
+pub use super::failure::Failure;
+use super::journal::Journal;
+pub use super::shown::{seconds, shown_bytes, shown_str};
+use super::socket;
+use crate::lang::{Lang, tr};
+use crate::tools::remote::{self, MAX_SERVER_LINE_BYTES, ServerLine, ServerLines, is_timeout};
 
-/// Why a check failed: one line for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure(pub String);
-
-impl Failure {
-    pub fn new(message: impl Into<String>) -> Failure {
-        Failure(message.into())
-    }
-
-    /// The same failure, naming the rule of the contract it shows broken.
-    pub fn because(self, rule: &str) -> Failure {
-        Failure(format!("{}; rule: {rule}", self.0))
-    }
-}
-
-/// The last line any connection of a check sent, shown in failures: the
-/// failing expectation is often on another connection (the recipient).
-pub type LastSent = Arc<Mutex<String>>;
+/// How long a failed check's other connections are given to show what is
+/// waiting for them (a sender's own reply, when its recipient got nothing).
+const DRAIN_WAIT: Duration = Duration::from_millis(100);
 
 /// What a probe read instead of the expected line.
 enum Got {
@@ -36,17 +27,29 @@ enum Got {
     Closed,
     Reset,
     NoReply,
-    Error(io::Error),
+    Error(io::ErrorKind),
+}
+
+/// The receive buffer of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The system's, which grows to several MB.
+    Usual,
+    /// A few KB, for a client that never reads ([`socket`]).
+    Small,
 }
 
 /// One client connection to the server under test.
 pub struct Probe {
     /// Who this connection is in messages: a user name or `connection 3`.
     pub label: String,
+    pub lang: Lang,
     lines: ServerLines,
     writer: TcpStream,
     wait: Duration,
-    last_sent: LastSent,
+    journal: Arc<Journal>,
+    /// While polling: a read that times out is not noted.
+    quiet: bool,
 }
 
 impl Probe {
@@ -56,25 +59,45 @@ impl Probe {
         addrs: &[SocketAddr],
         wait: Duration,
         label: String,
-        last_sent: LastSent,
+        lang: Lang,
+        journal: Arc<Journal>,
         keep: &mut Vec<TcpStream>,
+        buffer: Buffer,
     ) -> Result<Probe, Failure> {
-        let stream = remote::connect(addrs, wait)
-            .map_err(|e| Failure::new(format!("{label}: cannot connect: {e}")))?;
+        let connected = match (buffer, addrs.first()) {
+            (Buffer::Small, Some(&addr)) => socket::connect_small(addr, wait),
+            _ => remote::connect(addrs, wait),
+        };
+        let stream = connected.map_err(|e| {
+            let why = error_words(lang, e.kind());
+            Failure::new(tr!(
+                lang,
+                "{label} could not connect: {why}",
+                "{label} n'a pas pu se connecter : {why}"
+            ))
+        })?;
         let setup = || -> io::Result<(TcpStream, TcpStream)> {
             stream.set_write_timeout(Some(wait))?;
             Ok((stream.try_clone()?, stream.try_clone()?))
         };
-        let (writer, kept) =
-            setup().map_err(|e| Failure::new(format!("{label}: cannot set up the socket: {e}")))?;
+        let (writer, kept) = setup().map_err(|e| {
+            let why = error_words(lang, e.kind());
+            Failure::new(tr!(
+                lang,
+                "{label}: the socket cannot be set up: {why}",
+                "{label} : la socket ne peut pas être préparée : {why}"
+            ))
+        })?;
         keep.push(kept);
-        *last_sent.lock().unwrap_or_else(PoisonError::into_inner) = format!("{label} connected");
+        journal.open(&label);
         Ok(Probe {
             label,
+            lang,
             lines: ServerLines::new(stream),
             writer,
             wait,
-            last_sent,
+            journal,
+            quiet: false,
         })
     }
 
@@ -86,30 +109,48 @@ impl Probe {
     /// Sends bytes as they are (several lines, a line without its LF, ...).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         let shown = shown_bytes(bytes.strip_suffix(b"\n").unwrap_or(bytes));
-        *self
-            .last_sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = format!("{} sent {shown}", self.label);
+        let lang = self.lang;
+        self.note(tr!(lang, "sent {shown}", "a envoyé {shown}"));
         self.writer.write_all(bytes).map_err(|e| {
-            Failure::new(format!(
-                "{} sent {shown}: the server did not take it ({e})",
+            let why = error_words(lang, e.kind());
+            self.journal.set_failed();
+            Failure::new(tr!(
+                lang,
+                "{} sent {shown}: the server did not take it ({why})",
+                "{} a envoyé {shown} : le serveur ne l'a pas pris ({why})",
                 self.label
             ))
         })
     }
 
-    /// Reads the next line within the wait; `Err` tells what came instead.
+    fn note(&self, event: String) {
+        self.journal.note(&self.label, event);
+    }
+
+    /// Reads the next line within the wait, noting it; `Err` tells what
+    /// came instead.
     fn read(&mut self) -> Result<(String, bool), Got> {
         let deadline = Instant::now() + self.wait;
-        match self.lines.next_line(Some(deadline)) {
+        let got = match self.lines.next_line(Some(deadline)) {
             Ok(Some(ServerLine::Line { bytes, crlf })) => {
                 Ok((String::from_utf8_lossy(&bytes).into_owned(), crlf))
             }
             Ok(Some(ServerLine::TooLong)) => Err(Got::TooLong),
             Ok(None) => Err(Got::Closed),
             Err(e) if is_timeout(&e) => Err(Got::NoReply),
-            Err(e) => Err(Got::Error(e)),
-        }
+            Err(e) if is_reset(&e) => Err(Got::Reset),
+            Err(e) => Err(Got::Error(e.kind())),
+        };
+        let event = match &got {
+            Ok((line, _)) => {
+                let shown = shown_str(line);
+                tr!(self.lang, "got {shown}", "a reçu {shown}")
+            }
+            Err(Got::NoReply) if self.quiet => return got,
+            Err(got) => self.got_words(got),
+        };
+        self.note(event);
+        got
     }
 
     /// Reads one line; whether it ended with CRLF is checked by the check
@@ -143,7 +184,7 @@ impl Probe {
 
     /// Reads one line and requires it to be `ERR <code>` (with any reason).
     pub fn expect_error(&mut self, code: &str) -> Result<String, Failure> {
-        let expected = format!("ERR {code} <reason>");
+        let expected = format!("\"ERR {code} <{}>\"", self.lang.pick("reason", "raison"));
         let line = self.line(&expected)?;
         if is_error(&line, code) {
             Ok(line)
@@ -154,7 +195,7 @@ impl Probe {
 
     /// Reads one line and requires it to start with `prefix`.
     pub fn expect_prefix(&mut self, prefix: &str) -> Result<String, Failure> {
-        let expected = format!("{}...", shown_str(prefix));
+        let expected = format!("{}…", shown_str(prefix));
         let line = self.line(&expected)?;
         if line.starts_with(prefix) {
             Ok(line)
@@ -189,11 +230,11 @@ impl Probe {
 
     /// Requires the server to close the connection, with no more lines.
     pub fn expect_closed(&mut self) -> Result<(), Failure> {
+        let expected = self.lang.pick("the end of the stream", "la fin du flux");
         match self.read() {
-            Err(Got::Closed) => Ok(()),
-            Err(Got::Error(e)) if is_reset(&e) => Ok(()),
-            Ok((line, _)) => Err(self.failure("the connection closed", Got::Line(line))),
-            Err(got) => Err(self.failure("the connection closed", got)),
+            Err(Got::Closed | Got::Reset) => Ok(()),
+            Ok((line, _)) => Err(self.failure(expected, Got::Line(line))),
+            Err(got) => Err(self.failure(expected, got)),
         }
     }
 
@@ -209,14 +250,33 @@ impl Probe {
         let _ = self.writer.shutdown(Shutdown::Both); // it may be closed already
     }
 
+    /// Shuts down the sending side only (a half-close): the server sees
+    /// the end of the stream, and can still write.
+    pub fn half_close(&mut self) {
+        self.note(
+            self.lang
+                .pick(
+                    "closed its side (half-close)",
+                    "a fermé son côté (demi-fermeture)",
+                )
+                .to_owned(),
+        );
+        let _ = self.writer.shutdown(Shutdown::Write); // it may be closed already
+    }
+
     /// Waits at most `within` for a line: `Ok(None)` when none came (not a
-    /// failure here; the timeout checks use it to pace themselves).
+    /// failure here, nor noted: the timeout checks use it to pace
+    /// themselves).
     pub fn poll_line(&mut self, within: Duration) -> Result<Option<String>, Failure> {
-        self.within(within, |probe| match probe.read() {
+        let expected = self.lang.pick("a line", "une ligne");
+        self.quiet = true;
+        let polled = self.within(within, |probe| match probe.read() {
             Ok((line, _)) => Ok(Some(line)),
             Err(Got::NoReply) => Ok(None),
-            Err(got) => Err(probe.failure("a line", got)),
-        })
+            Err(got) => Err(probe.failure(expected, got)),
+        });
+        self.quiet = false;
+        polled
     }
 
     /// Requires the end of the stream within `within`, and a clean one: no
@@ -224,14 +284,15 @@ impl Probe {
     /// their way, which the end-of-connection guarantee forbids).
     pub fn expect_clean_end(&mut self, within: Duration) -> Result<(), Failure> {
         self.within(within, |probe| {
-            let expected = format!(
-                "the end of the stream (and no reset) within {}",
-                seconds(within)
+            let within = probe.lang.seconds(within);
+            let expected = tr!(
+                probe.lang,
+                "the end of the stream (and no reset) within {within}",
+                "la fin du flux (sans reset) en {within}"
             );
             match probe.read() {
                 Err(Got::Closed) => Ok(()),
                 Ok((line, _)) => Err(probe.failure(&expected, Got::Line(line))),
-                Err(Got::Error(e)) if is_reset(&e) => Err(probe.failure(&expected, Got::Reset)),
                 Err(got) => Err(probe.failure(&expected, got)),
             }
         })
@@ -247,32 +308,35 @@ impl Probe {
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> Result<SocketAddr, Failure> {
-        self.writer
-            .local_addr()
-            .map_err(|e| Failure::new(format!("{}: no local address: {e}", self.label)))
+        self.writer.local_addr().map_err(|e| {
+            let why = error_words(self.lang, e.kind());
+            Failure::new(format!("{}: {why}", self.label))
+        })
     }
 
     /// Waits (at most the wait) until bytes from the server have arrived,
     /// without reading them.
     pub fn wait_for_bytes(&mut self) -> Result<(), Failure> {
+        let expected = self.lang.pick("a reply", "une réponse");
         let peeked = self
             .writer
             .set_read_timeout(Some(self.wait))
             .and_then(|()| self.writer.peek(&mut [0; 1]));
         match peeked {
             Ok(n) if n > 0 => Ok(()),
-            Ok(_) => Err(self.failure("a reply", Got::Closed)),
-            Err(e) if is_timeout(&e) => Err(self.failure("a reply", Got::NoReply)),
-            Err(e) => Err(self.failure("a reply", Got::Error(e))),
+            Ok(_) => Err(self.failure(expected, Got::Closed)),
+            Err(e) if is_timeout(&e) => Err(self.failure(expected, Got::NoReply)),
+            Err(e) => Err(self.failure(expected, Got::Error(e.kind()))),
         }
     }
 
     /// A second handle on the socket, for a thread that writes while
     /// another reads.
     pub fn writer(&self) -> Result<TcpStream, Failure> {
-        self.writer
-            .try_clone()
-            .map_err(|e| Failure::new(format!("{}: cannot clone the socket: {e}", self.label)))
+        self.writer.try_clone().map_err(|e| {
+            let why = error_words(self.lang, e.kind());
+            Failure::new(format!("{}: {why}", self.label))
+        })
     }
 
     /// A failure for a line that came but is not what `expected` says.
@@ -280,36 +344,121 @@ impl Probe {
         self.failure(expected, Got::Line(line.to_owned()))
     }
 
-    fn failure(&self, expected: &str, got: Got) -> Failure {
-        let got = match got {
-            Got::Line(line) => shown_str(&line),
-            Got::NoCrlf(line) => format!("{} ended by LF alone, not CRLF", shown_str(&line)),
-            Got::TooLong => format!(
-                "a line over {} bytes",
-                crate::tools::remote::MAX_SERVER_LINE_BYTES
-            ),
-            Got::Closed => "the connection closed".to_owned(),
-            Got::Reset => {
-                "a reset (RST) of the connection, which can destroy lines on their way".to_owned()
+    /// What came, in words: `got "OK PING"`, `got no reply within 3 s`.
+    fn got_words(&self, got: &Got) -> String {
+        let lang = self.lang;
+        match got {
+            Got::Line(line) => {
+                let shown = shown_str(line);
+                tr!(lang, "got {shown}", "a reçu {shown}")
             }
-            Got::NoReply => format!("no reply within {}", seconds(self.wait)),
-            Got::Error(e) => format!("a read error ({e})"),
-        };
-        let sent = self
-            .last_sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let sent = if sent.is_empty() {
-            "nothing sent yet".to_owned()
-        } else {
-            sent
-        };
-        Failure::new(format!(
-            "{sent}; expected {} to get {expected}; got {got}",
-            self.label
-        ))
+            Got::NoCrlf(line) => {
+                let shown = shown_str(line);
+                tr!(
+                    lang,
+                    "got {shown} ended by LF alone, not CRLF",
+                    "a reçu {shown}, terminée par LF seul et non par CRLF"
+                )
+            }
+            Got::TooLong => tr!(
+                lang,
+                "got a line over {MAX_SERVER_LINE_BYTES} bytes",
+                "a reçu une ligne de plus de {MAX_SERVER_LINE_BYTES} octets"
+            ),
+            Got::Closed => tr!(
+                lang,
+                "got the end of the stream (the server closed the connection)",
+                "a vu la fin du flux (le serveur a fermé la connexion)"
+            ),
+            Got::Reset => tr!(
+                lang,
+                "got a reset (RST) of the connection, which destroys the lines on their way",
+                "a vu la connexion réinitialisée (reset), ce qui détruit les lignes en route"
+            ),
+            Got::NoReply => {
+                let wait = lang.seconds(self.wait);
+                tr!(
+                    lang,
+                    "got no reply within {wait}",
+                    "n'a rien reçu en {wait}"
+                )
+            }
+            Got::Error(kind) => {
+                let why = error_words(lang, *kind);
+                tr!(
+                    lang,
+                    "got a read error: {why}",
+                    "a eu une erreur de lecture : {why}"
+                )
+            }
+        }
     }
+
+    fn failure(&self, expected: &str, got: Got) -> Failure {
+        self.journal.set_failed();
+        let label = &self.label;
+        let words = self.got_words(&got);
+        let what = tr!(
+            self.lang,
+            "expected {label} to get {expected}; {label} {words}",
+            "{label} devait recevoir {expected} ; {label} {words}"
+        );
+        let reset = matches!(got, Got::Reset);
+        let (line, silent) = match got {
+            Got::Line(line) | Got::NoCrlf(line) => (Some(line), false),
+            Got::NoReply => (None, true),
+            _ => (None, false),
+        };
+        Failure {
+            got: line,
+            silent,
+            reset,
+            with_exchanges: true,
+            ..Failure::new(what)
+        }
+    }
+}
+
+impl Drop for Probe {
+    /// Once an expectation of the check has failed, reads what is already
+    /// waiting on this connection (briefly), so the failure shows it: the
+    /// sender's own `ERR` when its recipient got nothing.
+    fn drop(&mut self) {
+        if !self.journal.failed() {
+            return;
+        }
+        let deadline = Instant::now() + DRAIN_WAIT;
+        for _ in 0..2 {
+            match self.lines.next_line(Some(deadline)) {
+                Ok(Some(ServerLine::Line { bytes, .. })) => {
+                    let shown = shown_str(&String::from_utf8_lossy(&bytes));
+                    self.note(tr!(self.lang, "got {shown}", "a reçu {shown}"));
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// An error of the system in words that do not change from run to run.
+pub fn error_words(lang: Lang, kind: io::ErrorKind) -> String {
+    use io::ErrorKind as K;
+    let words = match kind {
+        K::ConnectionRefused => lang.pick("connection refused", "connexion refusée"),
+        K::ConnectionReset | K::ConnectionAborted => lang.pick(
+            "the connection was reset (RST)",
+            "la connexion a été réinitialisée (reset)",
+        ),
+        K::BrokenPipe => lang.pick(
+            "the connection was closed (broken pipe)",
+            "la connexion était fermée (tube cassé)",
+        ),
+        K::TimedOut | K::WouldBlock => lang.pick("it timed out", "délai dépassé"),
+        K::NotConnected => lang.pick("not connected", "pas connecté"),
+        K::AddrNotAvailable => lang.pick("address not available", "adresse indisponible"),
+        _ => return format!("{kind:?}"),
+    };
+    words.to_owned()
 }
 
 /// Closes connections left open by a check, and waits (until `deadline`)
@@ -355,44 +504,6 @@ pub fn is_error(line: &str, code: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
-/// `3 s`, `0.5 s`, `1.01 s`: to the hundredth.
-pub fn seconds(duration: Duration) -> String {
-    format!("{} s", (duration.as_secs_f64() * 100.0).round() / 100.0)
-}
-
-/// A line as a failure shows it: quoted, control characters escaped,
-/// shortened when long.
-pub fn shown_str(line: &str) -> String {
-    const MAX_SHOWN_CHARS: usize = 100;
-    let count = line.chars().count();
-    if count <= MAX_SHOWN_CHARS {
-        return format!("\"{}\"", line.escape_debug());
-    }
-    let start: String = line.chars().take(MAX_SHOWN_CHARS).collect();
-    format!(
-        "\"{}...\" ({count} characters, {} bytes)",
-        start.escape_debug(),
-        line.len()
-    )
-}
-
-/// Bytes as a failure shows them (invalid UTF-8 as `\xFF`).
-pub fn shown_bytes(bytes: &[u8]) -> String {
-    const MAX_SHOWN_BYTES: usize = 80;
-    let mut out = String::from("\"");
-    for chunk in bytes[..bytes.len().min(MAX_SHOWN_BYTES)].utf8_chunks() {
-        out.extend(chunk.valid().chars().flat_map(char::escape_debug));
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out.push('"');
-    if bytes.len() > MAX_SHOWN_BYTES {
-        out.push_str(&format!("... ({} bytes)", bytes.len()));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,20 +514,5 @@ mod tests {
         assert!(is_error("ERR SYNTAX", "SYNTAX"));
         assert!(!is_error("ERR SYNTAXE x", "SYNTAX"));
         assert!(!is_error("OK SYNTAX", "SYNTAX"));
-    }
-
-    #[test]
-    fn lines_are_shown_escaped_and_shortened() {
-        assert_eq!(shown_str("a\rb"), "\"a\\rb\"");
-        assert!(shown_str(&"é".repeat(101)).ends_with("(101 characters, 202 bytes)"));
-        assert_eq!(
-            shown_str(&"é".repeat(100)),
-            format!("\"{}\"", "é".repeat(100))
-        );
-        assert_eq!(shown_bytes(b"caf\xe9\n"), "\"caf\\xE9\\n\"");
-        assert!(shown_bytes(&[b'x'; 1000]).ends_with("... (1000 bytes)"));
-        assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
-        assert_eq!(seconds(Duration::from_secs(3)), "3 s");
-        assert_eq!(seconds(Duration::from_nanos(1_006_570_079)), "1.01 s");
     }
 }

@@ -1,8 +1,14 @@
-//! The results of a run: a verdict per check, and the summary line.
+//! The results of a run: a verdict per check, and the summary: the counts
+//! per section of PROTOCOL.md, the likely causes with the failures each
+//! explains, and the last line, `N passed, M failed, K skipped in T s`.
 
 use std::time::Duration;
 
-use super::probe::{Failure, seconds};
+use super::causes::Cause;
+use super::failure::Failure;
+use super::rules::section_rank;
+use super::shown::seconds;
+use crate::lang::{Lang, tr};
 
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +23,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub name: &'static str,
+    /// The PROTOCOL.md heading of the check's rule.
+    pub section: &'static str,
     pub verdict: Verdict,
     /// How long it took.
     pub time: Duration,
@@ -34,17 +42,60 @@ pub struct Report {
     pub time: Duration,
 }
 
+/// The counts of a set of outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Counts {
+        let mut counts = Counts::default();
+        for outcome in outcomes {
+            match outcome.verdict {
+                Verdict::Passed => counts.passed += 1,
+                Verdict::Failed(_) => counts.failed += 1,
+                Verdict::Skipped(_) => counts.skipped += 1,
+            }
+        }
+        counts
+    }
+
+    /// `3 passed, 1 failed, 0 skipped` (`3 réussies, 1 échouée, 0 sautée`).
+    pub fn words(self, lang: Lang) -> String {
+        let Counts {
+            passed,
+            failed,
+            skipped,
+        } = self;
+        match lang {
+            Lang::En => format!("{passed} passed, {failed} failed, {skipped} skipped"),
+            Lang::Fr => {
+                let s = |n: usize| if n > 1 { "s" } else { "" };
+                format!(
+                    "{passed} réussie{}, {failed} échouée{}, {skipped} sautée{}",
+                    s(passed),
+                    s(failed),
+                    s(skipped)
+                )
+            }
+        }
+    }
+}
+
 impl Report {
     pub fn passed(&self) -> usize {
-        self.count(|verdict| matches!(verdict, Verdict::Passed))
+        Counts::of(&self.outcomes).passed
     }
 
     pub fn failed(&self) -> usize {
-        self.count(|verdict| matches!(verdict, Verdict::Failed(_)))
+        Counts::of(&self.outcomes).failed
     }
 
     pub fn skipped(&self) -> usize {
-        self.count(|verdict| matches!(verdict, Verdict::Skipped(_)))
+        Counts::of(&self.outcomes).skipped
     }
 
     /// True when the run could start and every check that ran passed.
@@ -72,21 +123,87 @@ impl Report {
             .collect()
     }
 
-    /// The last line of a run: `N passed, M failed, K skipped in T s`.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} passed, {} failed, {} skipped in {}",
-            self.passed(),
-            self.failed(),
-            self.skipped(),
-            seconds(self.time)
-        )
+    /// The sections of PROTOCOL.md the outcomes belong to, in its order,
+    /// each with its outcomes.
+    pub fn by_section(&self) -> Vec<(&'static str, Vec<&Outcome>)> {
+        let mut sections = group(self.outcomes.iter().map(|o| (o.section, o)));
+        sections.sort_by_key(|(section, _)| section_rank(section));
+        sections
     }
 
-    fn count(&self, which: impl Fn(&Verdict) -> bool) -> usize {
-        self.outcomes
+    /// The likely causes named by failures, each with the checks it
+    /// explains.
+    pub fn causes(&self) -> Vec<(Cause, Vec<&'static str>)> {
+        let named = self
+            .outcomes
             .iter()
-            .filter(|outcome| which(&outcome.verdict))
-            .count()
+            .filter_map(|outcome| match &outcome.verdict {
+                Verdict::Failed(Failure {
+                    cause: Some(cause), ..
+                }) => Some((*cause, outcome.name)),
+                _ => None,
+            });
+        let mut causes = group(named);
+        causes.sort();
+        causes
     }
+
+    /// The summary: the counts per section (when a check ran), the likely
+    /// causes (when one was found), then the last line.
+    pub fn summary(&self, lang: Lang) -> String {
+        let mut out = String::new();
+        let sections = self.by_section();
+        if !sections.is_empty() {
+            out.push_str(lang.pick(
+                "By section of PROTOCOL.md:\n",
+                "Par section de PROTOCOL.md :\n",
+            ));
+            for (section, outcomes) in sections {
+                let counts = Counts::of(outcomes.iter().copied()).words(lang);
+                out.push_str(&format!(
+                    "    « {section} »{} {counts}\n",
+                    lang.pick(":", " :")
+                ));
+            }
+        }
+        let causes = self.causes();
+        if !causes.is_empty() {
+            out.push_str(lang.pick(
+                "Likely causes (one fix may mend several failures):\n",
+                "Causes probables (une correction peut en réparer plusieurs) :\n",
+            ));
+            for (cause, names) in causes {
+                out.push_str(&format!(
+                    "    {}{} {}\n",
+                    names.join(", "),
+                    lang.pick(":", " :"),
+                    cause.describe(lang)
+                ));
+            }
+        }
+        out.push_str(&self.last_line(lang));
+        out
+    }
+
+    /// The last line of a run: `N passed, M failed, K skipped in T s`.
+    pub fn last_line(&self, lang: Lang) -> String {
+        let counts = Counts::of(&self.outcomes).words(lang);
+        let time = match lang {
+            Lang::En => seconds(self.time),
+            Lang::Fr => lang.seconds(self.time),
+        };
+        tr!(lang, "{counts} in {time}", "{counts} en {time}")
+    }
+}
+
+/// The values of `pairs` gathered by key, keys in the order they first come.
+fn group<K: PartialEq, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
+    let mut groups: Vec<(K, Vec<V>)> = Vec::new();
+    for (key, value) in pairs {
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, values)) => values.push(value),
+            None => groups.push((key, vec![value])),
+        }
+    }
+    groups
 }

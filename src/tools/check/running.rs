@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::probe::{self, close_all, seconds, shown_str};
 use super::{
-    CheckOptions, Lab, Report, Verdict, not_run, record, run_check, run_seed, selected, skipped,
-    tag,
+    CheckOptions, Lab, Report, Verdict, header, not_run, record, run_check, selected, skipped, tag,
 };
+use crate::lang::tr;
 use crate::tools::remote::{self, ServerLine, ServerLines, Target};
 
 pub(super) fn run_on_running(
@@ -39,36 +39,38 @@ pub(super) fn run_on_running(
         }
     };
     let known = &options.settings;
-    writeln!(
-        out,
-        "checking {target} (max {} connections, wait {} per reply)",
-        known.max_connections,
-        seconds(options.wait)
-    )?;
-    let seed = run_seed();
+    let lang = options.lang;
+    let what = tr!(
+        lang,
+        "{target} (max {} connections)",
+        "{target} (au plus {} connexions)",
+        known.max_connections
+    );
+    writeln!(out, "{}", header(options, &what))?;
     let mut down: Option<String> = None;
     for (index, check) in selected(options) {
         let outcome = if let Some(why) = check.cannot_run_on(known) {
             skipped(&check, why)
         } else if let Some(why) = &down {
-            not_run(&check, why)
+            not_run(&check, lang, why)
         } else {
             let lab = Lab::new(
                 options.wait,
                 known.clone(),
                 addrs.clone(),
                 None,
-                tag(seed, index),
+                tag(index),
+                lang,
             );
             run_check(&check, lab)
         };
         if matches!(outcome.verdict, Verdict::Failed(_)) && down.is_none() {
             down = still_up(&addrs, options.wait).err();
         }
-        record(&mut report, outcome, out)?;
+        record(&mut report, outcome, lang, out)?;
     }
     report.time = started.elapsed();
-    writeln!(out, "{}", report.summary())?;
+    writeln!(out, "{}", report.summary(lang))?;
     Ok(report)
 }
 

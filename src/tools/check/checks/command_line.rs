@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::super::Lab;
 use super::super::launch::{self, Launcher, Process, START_WAIT};
-use super::super::probe::{Failure, Probe, seconds};
+use super::super::probe::{Failure, error_words, shown_str};
 use super::super::settings::{ServerFlags, Stderr};
+use crate::lang::{Lang, tr};
 
 /// Everything logged (`--verbose`), into a pipe nobody reads.
 pub const LOG_STALLED: ServerFlags = ServerFlags {
@@ -33,14 +34,18 @@ struct Ended {
     stderr: Vec<String>,
 }
 
-/// Runs the program with `args` to its end (at most [`START_WAIT`]).
-fn run_to_end(launcher: &dyn Launcher, args: &[&str]) -> Result<Ended, Failure> {
+/// How long a program run for `--help`, `--version` or a usage error may
+/// take to end.
+const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs the program with `args` to its end (at most [`EXIT_WAIT`]).
+fn run_to_end(lang: Lang, launcher: &dyn Launcher, args: &[&str]) -> Result<Ended, Failure> {
     let shown = shown(launcher, args);
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let mut process = launcher
         .launch(&args, Stderr::Drained)
-        .map_err(|e| Failure::new(format!("cannot run `{shown}`: {e}")))?;
-    let deadline = Instant::now() + START_WAIT;
+        .map_err(|e| cannot_run(lang, &shown, &e))?;
+    let deadline = Instant::now() + EXIT_WAIT;
     let mut stderr = Vec::new();
     while let Ok(Some(line)) = process.stderr_line(deadline) {
         stderr.push(line);
@@ -50,14 +55,26 @@ fn run_to_end(launcher: &dyn Launcher, args: &[&str]) -> Result<Ended, Failure> 
             Ok(Some(code)) => return Ok(Ended { code, stderr }),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
-                return Err(Failure::new(format!(
-                    "`{shown}` was still running after {} (it was stopped)",
-                    seconds(START_WAIT)
+                let wait = lang.seconds(EXIT_WAIT);
+                return Err(Failure::new(tr!(
+                    lang,
+                    "`{shown}` was still running after {wait} (it was stopped)",
+                    "`{shown}` tournait encore au bout de {wait} (il a été arrêté)"
                 )));
             }
-            Err(e) => return Err(Failure::new(format!("cannot wait for `{shown}`: {e}"))),
+            Err(e) => return Err(cannot_run(lang, &shown, &e)),
         }
     }
+}
+
+/// The failure of a program that cannot be run.
+fn cannot_run(lang: Lang, shown: &str, e: &std::io::Error) -> Failure {
+    let why = error_words(lang, e.kind());
+    Failure::new(tr!(
+        lang,
+        "cannot run `{shown}`: {why}",
+        "impossible de lancer `{shown}` : {why}"
+    ))
 }
 
 /// The command line as a failure shows it.
@@ -79,15 +96,18 @@ pub fn version_exits_0(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// Runs the program with `flag` alone, and requires exit code 0.
 fn exits_0(lab: &mut Lab<'_>, flag: &str) -> Result<(), Failure> {
     let launcher = lab.launcher()?;
-    let ended = run_to_end(launcher, &[flag])?;
+    let lang = lab.lang();
+    let ended = run_to_end(lang, launcher, &[flag])?;
     match ended.code {
         Some(0) => Ok(()),
-        code => Err(Failure::new(format!(
-            "`{}`: expected exit code 0; got {}",
-            shown(launcher, &[flag]),
-            exit(code)
-        ))
-        .because(&format!("{flag} exits with code 0"))),
+        code => {
+            let (shown, exit) = (shown(launcher, &[flag]), exit(lang, code));
+            Err(Failure::new(tr!(
+                lang,
+                "`{shown}`: expected exit code 0; got {exit}",
+                "`{shown}` : code de sortie 0 attendu ; obtenu {exit}"
+            )))
+        }
     }
 }
 
@@ -120,30 +140,39 @@ pub fn usage_errors(lab: &mut Lab<'_>) -> Result<(), Failure> {
         &["--bind", "127.0.0.1", "--port", "0", "--idle-timeout", "-1"],
         &["--bind", "127.0.0.1", "--port", "0", "--max-connections"],
     ];
+    let lang = lab.lang();
     for args in cases {
-        let ended = run_to_end(launcher, args)
-            .map_err(|f| f.because("a bad flag or value is a usage error"))?;
+        let ended = run_to_end(lang, launcher, args)?;
         if ended.code != Some(2) || ended.stderr.len() != 1 {
-            return Err(Failure::new(format!(
-                "`{}`: expected exit code 2 and one line on stderr; got {} and {}",
-                shown(launcher, args),
-                exit(ended.code),
-                match ended.stderr.as_slice() {
-                    [] => "no line".to_owned(),
-                    [line] => format!("one line ({line:?})"),
-                    lines => format!("{} lines ({:?}, ...)", lines.len(), lines[0]),
+            let (shown, exit) = (shown(launcher, args), exit(lang, ended.code));
+            let lines = match ended.stderr.as_slice() {
+                [] => lang.pick("no line", "aucune ligne").to_owned(),
+                [line] => {
+                    let line = shown_str(line);
+                    tr!(lang, "one line ({line})", "une ligne ({line})")
                 }
-            ))
-            .because("a bad flag or value is a usage error: one line on stderr, exit code 2"));
+                lines => {
+                    let (n, first) = (lines.len(), shown_str(&lines[0]));
+                    tr!(lang, "{n} lines ({first}, …)", "{n} lignes ({first}, …)")
+                }
+            };
+            return Err(Failure::new(tr!(
+                lang,
+                "`{shown}`: expected exit code 2 and one line on stderr; got {exit} and {lines}",
+                "`{shown}` : code de sortie 2 et une ligne sur la sortie d'erreur attendus ; \
+                 obtenu {exit} et {lines}"
+            )));
         }
     }
     Ok(())
 }
 
-fn exit(code: Option<i32>) -> String {
+fn exit(lang: Lang, code: Option<i32>) -> String {
     match code {
-        Some(code) => format!("exit code {code}"),
-        None => "an end by a signal".to_owned(),
+        Some(code) => tr!(lang, "exit code {code}", "le code de sortie {code}"),
+        None => lang
+            .pick("an end by a signal", "une fin par un signal")
+            .to_owned(),
     }
 }
 
@@ -178,69 +207,60 @@ pub fn first_stderr_line(lab: &mut Lab<'_>) -> Result<(), Failure> {
     if TcpListener::bind((v6, 0)).is_ok() {
         cases.push((&["--bind", "::1", "--port", "0"], v6, 5));
     }
+    let lang = lab.lang();
     for (args, ip, max) in cases {
         let shown = shown(launcher, args);
         let owned: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let mut process = launcher
             .launch(&owned, Stderr::Drained)
-            .map_err(|e| Failure::new(format!("cannot run `{shown}`: {e}")))?;
-        let line = first_line(&mut *process, &shown)?;
+            .map_err(|e| cannot_run(lang, &shown, &e))?;
+        let line = first_line(lang, &mut *process, &shown)?;
         let expected = format!(
             "\"minichat: listening on {}:<port> (max {max} connections)\"",
             SocketAddr::new(ip, 0).to_string().trim_end_matches(":0")
         );
-        let rule = "the first line on stderr is \"minichat: listening on <addr>:<port> \
-                    (max <n> connections)\"";
-        let wrong = |why: String| {
-            Failure::new(format!(
-                "`{shown}` printed {line:?} as its first line on stderr; expected {expected}: {why}"
-            ))
-            .because(rule)
-        };
-        let addr = launch::first_line_address(&line).map_err(wrong)?;
-        if addr.ip() != ip || addr.port() == 0 {
-            return Err(wrong(format!(
-                "the address bound is {ip} and a port the system chose"
-            )));
-        }
-        if launch::first_line_max(&line) != Some(max) {
-            return Err(wrong(format!("the limit in force is {max}")));
+        let printed = shown_str(&line);
+        let wrong = Failure::new(tr!(
+            lang,
+            "`{shown}` printed {printed} as its first line on stderr; expected {expected}, with \
+             the port the system chose",
+            "`{shown}` a écrit {printed} en première ligne sur la sortie d'erreur ; attendu \
+             {expected}, avec le port choisi par le système"
+        ));
+        let addr = launch::first_line_address(&line).map_err(|_| wrong.clone())?;
+        if addr.ip() != ip || addr.port() == 0 || launch::first_line_max(&line) != Some(max) {
+            return Err(wrong);
         }
         // 0.0.0.0 is reached through the loopback.
         let reach = SocketAddr::new(if ip == any { loopback } else { ip }, addr.port());
-        let mut c = lab_probe(lab, reach)?;
-        c.expect_prefix("OK WELCOME")
-            .map_err(|f| f.because("the first line gives the port the server listens on"))?;
+        let label = tr!(lang, "a connection to {reach}", "une connexion à {reach}");
+        let mut c = lab.connect_to(reach, &label)?;
+        c.expect_prefix("OK WELCOME")?;
     }
     Ok(())
 }
 
 /// The program's first line on stderr, within [`START_WAIT`].
-fn first_line(process: &mut dyn Process, shown: &str) -> Result<String, Failure> {
+fn first_line(lang: Lang, process: &mut dyn Process, shown: &str) -> Result<String, Failure> {
     match process.stderr_line(Instant::now() + START_WAIT) {
         Ok(Some(line)) => Ok(line),
         Ok(None) => Err(Failure::new(launch::ended(
             process,
             shown,
-            "without a line on stderr",
+            lang.pick(
+                "without a line on stderr",
+                "sans ligne sur la sortie d'erreur",
+            ),
         ))),
-        Err(_) => Err(Failure::new(format!(
-            "`{shown}` printed no line on stderr within {}",
-            seconds(START_WAIT)
-        ))),
+        Err(_) => {
+            let wait = lang.seconds(START_WAIT);
+            Err(Failure::new(tr!(
+                lang,
+                "`{shown}` printed no line on stderr within {wait}",
+                "`{shown}` n'a écrit aucune ligne sur la sortie d'erreur en {wait}"
+            )))
+        }
     }
-}
-
-/// A connection to a server this check started itself.
-fn lab_probe(lab: &Lab<'_>, addr: SocketAddr) -> Result<Probe, Failure> {
-    let mut kept = Vec::new();
-    Probe::connect(
-        &[addr],
-        lab.wait(),
-        format!("a connection to {addr}"),
-        Default::default(),
-        &mut kept,
-    )
 }
 
 /// The operator's log never stops or slows the server: with `--verbose`
@@ -248,20 +268,17 @@ fn lab_probe(lab: &Lab<'_>, addr: SocketAddr) -> Result<Probe, Failure> {
 /// reads, or closed, it keeps serving every client.
 pub fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const PINGS: usize = 20_000;
-    let rule = "the log never stops or slows the server, even when stderr is full or closed";
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     a.send_bytes("PING\n".repeat(PINGS).as_bytes())?;
     for _ in 0..PINGS {
-        a.expect("OK PING").map_err(|f| f.because(rule))?;
+        a.expect("OK PING")?;
     }
     for i in 0..5 {
-        let mut c = lab
-            .login(&lab.name(&format!("guest{i}x")))
-            .map_err(|f| f.because(rule))?;
-        c.sync().map_err(|f| f.because(rule))?;
-        c.quit().map_err(|f| f.because(rule))?;
+        let mut c = lab.login(&lab.name(&format!("guest{i}x")))?;
+        c.sync()?;
+        c.quit()?;
     }
-    let mut b = lab.login(&bob).map_err(|f| f.because(rule))?;
-    super::deliver(&mut a, &alice, &mut b, &bob, "still there?").map_err(|f| f.because(rule))
+    let mut b = lab.login(&bob)?;
+    super::deliver(&mut a, &alice, &mut b, &bob, "still there?")
 }

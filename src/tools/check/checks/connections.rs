@@ -6,9 +6,15 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::lang::Lang;
+
 use super::super::Lab;
-use super::super::probe::{self, Failure, Probe, seconds};
+use super::super::causes::Cause;
+use super::super::probe::{self, Failure, Probe};
+use super::super::rules;
 use super::super::settings::ServerFlags;
+use super::deliver;
+use crate::lang::tr;
 
 /// A small connection limit: a server that ignores `--max-connections`
 /// lets a third client in.
@@ -23,8 +29,19 @@ pub const ENDING: ServerFlags = ServerFlags {
     ..ServerFlags::DEFAULTS
 };
 
+/// Timeouts as long as the command line accepts: 18446744073709551615 s.
+pub const HUGE: ServerFlags = ServerFlags {
+    login_timeout: Some(u64::MAX),
+    idle_timeout: Some(u64::MAX),
+    write_timeout: Some(u64::MAX),
+    ..ServerFlags::DEFAULTS
+};
+
 /// How much later than the write timeout a connection may end.
 const END_GRACE: Duration = Duration::from_millis(700);
+
+/// How soon a connection refused with `ERR FULL` must be closed: "at once".
+const FULL_CLOSE: Duration = Duration::from_secs(1);
 
 /// Opens as many connections as the server allows (some logged in, some
 /// not, since every one counts).
@@ -32,32 +49,34 @@ fn fill(lab: &mut Lab<'_>) -> Result<Vec<Probe>, Failure> {
     (0..lab.settings().max_connections)
         .map(|i| match i % 2 {
             0 => lab.login(&lab.name(&format!("full{i}x"))),
-            _ => lab.connect(&format!("connection {}", i + 1)),
+            _ => lab.connect(&lab.nth(i + 1)),
         })
         .collect()
 }
 
 /// The label of the connection past the limit.
 fn extra(lab: &Lab<'_>) -> String {
-    format!("connection {}", lab.settings().max_connections + 1)
+    lab.nth(lab.settings().max_connections + 1)
 }
 
 /// With `--max-connections` connections open (logged in or not), the next
-/// gets `ERR FULL` and is closed at once. Without the flag, the limit is 5.
+/// gets `ERR FULL` (with any reason) and is closed at once: within a
+/// second, not when the server gets round to it. Without the flag, the
+/// limit is 5.
 pub fn connection_limit(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let _open = fill(lab)?;
     let label = extra(lab);
     let mut extra = lab.connect_raw(&label)?;
-    let line = extra.line_crlf("\"ERR FULL <reason>\" ending with CRLF")?;
+    let expected = tr!(
+        lab.lang(),
+        "\"ERR FULL <reason>\" ending with CRLF",
+        "\"ERR FULL <raison>\" terminée par CRLF"
+    );
+    let line = extra.line_crlf(&expected)?;
     if !probe::is_error(&line, "FULL") {
-        return Err(extra
-            .mismatch("\"ERR FULL <reason>\"", &line)
-            .because(&format!(
-                "at most {} connections are open at once (--max-connections)",
-                lab.settings().max_connections
-            )));
+        return Err(extra.mismatch(&expected, &line).because(&rules::WELCOME));
     }
-    extra.expect_closed()
+    extra.expect_clean_end(FULL_CLOSE)
 }
 
 /// A slot is freed as soon as the server sees its connection end: after
@@ -79,35 +98,49 @@ pub fn slot_reused_after_reset(lab: &mut Lab<'_>) -> Result<(), Failure> {
         lab.reset(first)?;
     }
     let label = extra(lab);
-    lab.connect(&label)
-        .map(drop)
-        .map_err(|f| f.because("a slot is freed when its connection is reset"))
+    lab.connect(&label).map(drop)
 }
 
 /// After `QUIT`, the slot and the name are free once the server has
 /// handled it: a client that has read `OK QUIT` can reconnect, under the
 /// same name, at once; even if the one that left still sends lines and has
-/// not closed its side. And for a whole class leaving at the bell: eight
-/// leavers in a row, each still connected, on a server of two slots.
+/// not closed its side. And for a whole class leaving at the bell: 32
+/// leavers in a row, each still connected, on a server of two slots (a
+/// server that frees them a moment after writing `OK QUIT` loses that
+/// race some of the time: 32 rounds make it lose on nearly every run).
 pub fn quit_frees_at_once(lab: &mut Lab<'_>) -> Result<(), Failure> {
-    const LEAVERS: usize = 8;
-    let rule = "after QUIT, the slot and the name are free as soon as OK QUIT is read";
+    const LEAVERS: usize = 32;
+    let lang = lab.lang();
+    let late = |f: Failure| {
+        f.noting(lang.pick(
+            "right after a client read OK QUIT",
+            "juste après qu'un client a lu OK QUIT",
+        ))
+        .likely_if(Cause::ReleasedAfterLastLine, |f| {
+            f.got_starts_with("ERR FULL") || f.got_starts_with("ERR NAME_TAKEN")
+        })
+    };
     let mut open = fill(lab)?;
     let name = lab.name("full0x"); // the first connection fill() logs in
     let Some(mut leaver) = (!open.is_empty()).then(|| open.remove(0)) else {
-        return Err(Failure::new("the server allows no connection"));
+        return Err(Failure::new(lab.lang().pick(
+            "the server allows no connection",
+            "le serveur n'accepte aucune connexion",
+        )));
     };
     let mut gone = Vec::new();
-    for round in 1..=LEAVERS {
+    for _ in 0..LEAVERS {
         leaver.send_bytes(b"QUIT\nPING\nFROB\n")?;
         leaver.expect("OK QUIT")?;
-        let label = format!("{} (after {round} leavers)", extra(lab));
+        // One label for every newcomer (the same words whichever round
+        // loses the race).
+        let label = extra(lab);
         let mut back = lab
             .connect_when_free(&label, Instant::now())
-            .map_err(|f| f.because(rule))?;
+            .map_err(late)?;
         leaver.send("PING")?; // still sending, still not closed
         back.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
-            .map_err(|f| f.because(rule))?;
+            .map_err(late)?;
         gone.push(std::mem::replace(&mut leaver, back));
     }
     Ok(())
@@ -121,8 +154,7 @@ pub fn quit_frees_at_once(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// (no reset, which can destroy lines on their way).
 pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const MESSAGES: usize = 50;
-    let rule = "after QUIT every owed line, then OK QUIT, reaches the client before a clean end \
-                of stream";
+    let lang = lab.lang();
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     let mut b = lab.login(&bob)?;
@@ -135,10 +167,10 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let mut late = a.writer()?;
     let mut lines = format!("PING\nLIST\nSEND {alice} self\nHELP\nQUIT\n");
     lines.push_str(&"FROB after quit\n".repeat(16 * 1024));
-    send_after_quit(&mut late, lines.as_bytes(), rule)?;
+    send_after_quit(&mut late, lines.as_bytes(), lang)?;
     for _ in 0..3 {
         thread::sleep(Duration::from_millis(50)); // pacing, not waiting for the server
-        send_after_quit(&mut late, b"PING\n", rule)?;
+        send_after_quit(&mut late, b"PING\n", lang)?;
     }
     let own = [
         "OK PING",
@@ -151,8 +183,16 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let mut received = Vec::new();
     let mut next = 0;
     while next < own.len() {
-        let expected = format!("{} (or RECEIVE {bob} m<i>)", probe::shown_str(own[next]));
-        let line = a.line(&expected).map_err(|f| f.because(rule))?;
+        let shown = probe::shown_str(own[next]);
+        let expected = tr!(
+            lang,
+            "{shown} (or \"RECEIVE {bob} m<i>\")",
+            "{shown} (ou \"RECEIVE {bob} m<i>\")"
+        );
+        let line = a.line(&expected).map_err(|f| match f.reset {
+            true => reset_after_last_line(lang),
+            false => f.likely_if(Cause::NoLingeringClose, |f| !f.silent),
+        })?;
         if let Some(i) = line
             .strip_prefix(&format!("RECEIVE {bob} m"))
             .and_then(|i| i.parse::<usize>().ok())
@@ -161,36 +201,43 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
         } else if line.starts_with(own[next]) {
             next += 1;
         } else {
-            return Err(a.mismatch(&expected, &line).because(rule));
+            return Err(a.mismatch(&expected, &line));
         }
     }
-    send_after_quit(&mut late, b"PING\n", rule)?; // after OK QUIT, too
+    send_after_quit(&mut late, b"PING\n", lang)?; // after OK QUIT, too
     let within = lab.settings().write_timeout.unwrap_or(lab.wait()) + END_GRACE;
-    a.expect_clean_end(within).map_err(|f| f.because(rule))?;
+    a.expect_clean_end(within).map_err(|f| match f.reset {
+        true => reset_after_last_line(lang),
+        false => f.likely(Cause::NoLingeringClose),
+    })?;
     if received.iter().enumerate().any(|(n, &i)| n != i) {
-        return Err(Failure::new(format!(
-            "{alice} received the messages of {bob} as {received:?}: expected them in order"
-        )));
+        return Err(Failure::new(tr!(
+            lang,
+            "{alice} received the messages of {bob} out of order: expected m0, m1, m2…",
+            "{alice} a reçu les messages de {bob} dans le désordre : attendu m0, m1, m2…"
+        ))
+        .because(&rules::IN_ORDER));
     }
     let mut acknowledged = 0;
     for _ in 0..MESSAGES {
-        let line = b.line(&format!("\"OK SEND {alice}\" or \"ERR NO_SUCH_USER ...\""))?;
+        let expected = tr!(
+            lang,
+            "\"OK SEND {alice}\" or \"ERR NO_SUCH_USER …\"",
+            "\"OK SEND {alice}\" ou \"ERR NO_SUCH_USER …\""
+        );
+        let line = b.line(&expected)?;
         if line == format!("OK SEND {alice}") {
             acknowledged += 1;
         } else if !probe::is_error(&line, "NO_SUCH_USER") {
-            return Err(b.mismatch(
-                &format!("\"OK SEND {alice}\" or \"ERR NO_SUCH_USER\""),
-                &line,
-            ));
+            return Err(b.mismatch(&expected, &line));
         }
     }
     if acknowledged > received.len() {
-        return Err(Failure::new(format!(
-            "{bob} got {acknowledged} OK SEND {alice}, but {alice} received only {} of those \
-             messages before OK QUIT",
-            received.len()
-        ))
-        .because(rule));
+        return Err(Failure::new(tr!(
+            lang,
+            "{bob} got OK SEND {alice} for messages that {alice} never received before OK QUIT",
+            "{bob} a reçu OK SEND {alice} pour des messages que {alice} n'a pas reçus avant OK QUIT"
+        )));
     }
     b.sync()
 }
@@ -200,45 +247,104 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// close); nor is a write that times out (a server that stops reading
 /// fails `quit-ends-within-write-timeout`). A reset is one: it can
 /// destroy the lines on their way.
-fn send_after_quit(writer: &mut TcpStream, bytes: &[u8], rule: &str) -> Result<(), Failure> {
+fn send_after_quit(writer: &mut TcpStream, bytes: &[u8], lang: Lang) -> Result<(), Failure> {
     match writer.write_all(bytes) {
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(Failure::new(
-            "lines sent after QUIT met a reset (RST) of the connection, without a clean end of \
-             stream (FIN) first",
-        )
-        .because(rule)),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(reset_after_last_line(lang)),
         _ => Ok(()),
     }
+}
+
+/// The failure of a connection reset after its last line.
+pub(super) fn reset_after_last_line(lang: Lang) -> Failure {
+    Failure::new(lang.pick(
+        "the lines the client sent after its last line met a reset (RST) of the connection, \
+         without a clean end of stream (FIN) first: a reset destroys the lines on their way",
+        "les lignes envoyées par le client après sa dernière ligne ont rencontré une \
+         réinitialisation (reset) de la connexion, sans fin de flux propre (FIN) d'abord : un \
+         reset détruit les lignes en route",
+    ))
+    .because(&rules::RESET)
+    .likely(Cause::NoLingeringClose)
 }
 
 /// After `QUIT`, the connection ends within the write timeout, even if the
 /// client keeps sending; and it ends cleanly (FIN, then the close), not
 /// with a reset.
 pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
-    let rule = "after QUIT or ERR TIMEOUT the connection ends cleanly within the write timeout";
+    let lang = lab.lang();
     let write_timeout = lab.settings().write_timeout.unwrap_or(lab.wait());
     let mut c = lab.login(&lab.name("chatty"))?;
     c.ask("QUIT", "OK QUIT")?;
     let quit = Instant::now();
     let mut writer = c.writer()?;
-    let end = send_until_closed(&mut writer, quit + write_timeout + END_GRACE * 2, || false);
-    let sent = "after OK QUIT, the client sent PING every 50 ms";
+    let watched = write_timeout + END_GRACE * 2;
+    let end = send_until_closed(&mut writer, quit + watched, || false);
+    let (timeout, bound) = (
+        lang.seconds(write_timeout),
+        lang.seconds(write_timeout + END_GRACE),
+    );
+    let expected = tr!(
+        lang,
+        "after OK QUIT, the client sent PING every 50 ms; expected the connection to end within \
+         the write timeout ({timeout}, so by {bound})",
+        "après OK QUIT, le client a envoyé PING toutes les 50 ms ; la connexion devait se \
+         terminer dans le délai d'écriture ({timeout}, donc avant {bound})"
+    );
     match end {
-        Some((_, io::ErrorKind::ConnectionReset)) => Err(Failure::new(format!(
-            "{sent}; the connection was reset (RST) without a clean end of stream (FIN) first"
-        ))
-        .because(rule)),
+        Some((_, io::ErrorKind::ConnectionReset)) => Err(reset_after_last_line(lang)),
         Some((closed, _)) if closed <= quit + write_timeout + END_GRACE => Ok(()),
-        end => Err(Failure::new(format!(
-            "{sent}; expected the connection to end within the write timeout ({}); {}",
-            seconds(write_timeout),
-            match end {
-                Some((closed, _)) => format!("it ended after {}", seconds(closed - quit)),
-                None => format!("it was still open after {}", seconds(quit.elapsed())),
-            }
-        ))
-        .because(rule)),
+        Some(_) => Err(Failure::new(tr!(
+            lang,
+            "{expected}; it ended later",
+            "{expected} ; elle s'est terminée plus tard"
+        ))),
+        None => {
+            let watched = lang.seconds(watched);
+            Err(Failure::new(tr!(
+                lang,
+                "{expected}; it was still open after {watched}",
+                "{expected} ; elle était encore ouverte au bout de {watched}"
+            )))
+        }
     }
+}
+
+/// Whatever value the command line accepts, every guarantee holds: with
+/// its three timeouts at 18446744073709551615 s, the server relays a
+/// message, and a `QUIT` followed by a late line still gets every reply,
+/// then the end of the stream. (A server that computes `now + timeout`
+/// overflows, or panics, as soon as it computes a deadline.)
+pub fn huge_timeouts_honoured(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let overflow = |f: Failure| f.likely(Cause::DeadlineOverflow);
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut a = lab.login(&alice).map_err(overflow)?;
+    let mut b = lab.login(&bob).map_err(overflow)?;
+    deliver(&mut a, &alice, &mut b, &bob, "still here").map_err(overflow)?;
+    a.send_bytes(b"PING\nQUIT\n")?;
+    a.expect("OK PING").map_err(overflow)?;
+    a.expect("OK QUIT").map_err(overflow)?;
+    a.send("PING")?; // a late line, after QUIT
+    a.expect_clean_end(lab.wait()).map_err(overflow)?;
+    b.sync().map_err(overflow)
+}
+
+/// A client that closes its side after its lines (a half-close, as
+/// `nc -N` or `shutdown(SHUT_WR)` do) still gets the reply to each, whole
+/// and in order, a RECEIVE is still delivered, then the end of the
+/// stream: the end of the client's stream is not the end of the server's.
+pub fn half_close_gets_every_reply(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
+    let mut b = lab.login(&bob)?;
+    let mut a = lab.login(&alice)?;
+    a.send_bytes(format!("PING\nLIST\nSEND {bob} bye\nHELP\n").as_bytes())?;
+    a.half_close();
+    a.expect("OK PING")?;
+    a.expect_prefix("OK LIST")?;
+    b.expect(&format!("RECEIVE {alice} bye"))?;
+    a.expect(&format!("OK SEND {bob}"))?;
+    a.expect_prefix("OK HELP ")?;
+    a.expect_clean_end(lab.wait())?;
+    b.sync()
 }
 
 /// Writes `PING` lines until a write fails (the server has closed the

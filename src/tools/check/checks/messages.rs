@@ -3,10 +3,13 @@
 //! "Text", "Guarantees").
 
 use std::thread;
+use std::time::Instant;
 
 use super::super::Lab;
-use super::super::probe::{Failure, Probe};
+use super::super::causes::Cause;
+use super::super::probe::{self, Failure, Probe};
 use super::deliver;
+use crate::lang::tr;
 
 /// SEND delivers `RECEIVE <sender> <text>` and answers `OK SEND <name>`.
 pub fn send_and_receive(lab: &mut Lab<'_>) -> Result<(), Failure> {
@@ -47,20 +50,24 @@ pub fn text_length(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     let mut b = lab.login(&bob)?;
-    let rule = "a text holds 1 to 100 Unicode scalar values";
-    for (unit, chars) in [
-        ("a", 1),
-        ("é", 1),
-        ("😀", 1),
-        ("日", 1),
-        ("e\u{301}", 2),
-        ("🇫🇷", 2),
+    // Each piece, its characters, and the count that refuses 100 of them.
+    for (unit, chars, refusing) in [
+        ("a", 1, None),
+        ("é", 1, Some(Cause::LengthInBytes)),
+        ("😀", 1, Some(Cause::LengthInUtf16)),
+        ("日", 1, None),
+        ("e\u{301}", 2, None),
+        ("🇫🇷", 2, None),
     ] {
         let text = unit.repeat(100 / chars);
-        deliver(&mut a, &alice, &mut b, &bob, &text).map_err(|f| f.because(rule))?;
+        deliver(&mut a, &alice, &mut b, &bob, &text).map_err(|f| match refusing {
+            Some(cause) => f.likely(cause),
+            None => f,
+        })?;
+        // Counting graphemes, or normalising, lets 101 characters through.
         let over = unit.repeat(100 / chars + 1);
         a.ask_error(&format!("SEND {bob} {over}"), "TOO_LONG")
-            .map_err(|f| f.because(rule))?;
+            .map_err(|f| f.likely_if(Cause::LengthInGraphemes, |_| chars == 2))?;
     }
     b.sync() // nothing else reached bob
 }
@@ -81,7 +88,8 @@ pub fn text_control_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
         "c1\u{9f}",
         "hi\rRECEIVE x y",
     ] {
-        a.ask_error(&format!("SEND {bob} {text}"), "BAD_TEXT")?;
+        a.ask_error(&format!("SEND {bob} {text}"), "BAD_TEXT")
+            .map_err(|f| forbidden_cause(f, text))?;
     }
     b.sync()?;
     for text in ["a\u{a0}b", "\u{a1}ok"] {
@@ -98,9 +106,27 @@ pub fn text_bidi_characters(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let mut a = lab.login(&lab.name("alice"))?;
     let mut b = lab.login(&bob)?;
     for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
-        a.ask_error(&format!("SEND {bob} a{c}b"), "BAD_TEXT")?;
+        let text = format!("a{c}b");
+        a.ask_error(&format!("SEND {bob} {text}"), "BAD_TEXT")
+            .map_err(|f| forbidden_cause(f, &text))?;
     }
     b.sync()
+}
+
+/// The slip that lets a forbidden character of `text` through.
+fn forbidden_cause(f: Failure, text: &str) -> Failure {
+    let c1 = text.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c));
+    let bidi = text
+        .chars()
+        .any(|c| ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c));
+    let cr = text.contains('\r');
+    let through = f.got_starts_with("OK SEND") || f.got_starts_with("RECEIVE");
+    match (through, c1, bidi, cr) {
+        (true, true, _, _) => f.likely(Cause::C0ControlsOnly),
+        (true, _, true, _) => f.likely(Cause::BidiAllowed),
+        (true, _, _, true) => f.likely(Cause::LoneCrEndsLine),
+        _ => f,
+    }
 }
 
 /// The first and last characters of the ranges a text may not hold.
@@ -123,64 +149,68 @@ pub fn forbidden_range_ends(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     let mut b = lab.login(&bob)?;
-    let rule = "BAD_TEXT is for U+0000-U+001F, U+007F-U+009F, U+202A-U+202E, U+2066-U+2069 only";
     for c in RANGE_ENDS {
-        a.ask_error(&format!("SEND {bob} a{c}b"), "BAD_TEXT")
-            .map_err(|f| f.because(rule))?;
+        let text = format!("a{c}b");
+        a.ask_error(&format!("SEND {bob} {text}"), "BAD_TEXT")
+            .map_err(|f| forbidden_cause(f, &text))?;
     }
     for c in RANGE_NEIGHBOURS {
-        deliver(&mut a, &alice, &mut b, &bob, &format!("a{c}b")).map_err(|f| f.because(rule))?;
+        deliver(&mut a, &alice, &mut b, &bob, &format!("a{c}b"))?;
     }
     b.sync()
 }
 
-/// `OK LIST` shows the connected users as registered, not anonymous
-/// connections, nor users who left; `OK LIST` alone when nobody.
+/// `OK LIST` shows exactly the users whose CONNECT succeeded, as
+/// registered: not the connections that have not logged in (they count
+/// as connections, not as users), not a failed login, not a user who
+/// left; `OK LIST` alone when there is nobody. (The checks run on an idle
+/// server: nobody else is listed.)
 pub fn list_content(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let (zoe, bob) = (lab.name("Zoé"), lab.name("bob"));
-    let mut watcher = lab.connect("connection 1")?;
-    let names = list(&mut watcher, &[], &[&zoe, &bob])?;
-    if names.is_empty() {
-        // Nobody else is connected: the exact form of an empty list.
-        watcher.ask("LIST", "OK LIST")?;
-    }
-    let mut anonymous = lab.connect("connection 2")?;
+    let mut watcher = lab.connect(&lab.nth(1))?;
+    watcher.ask("LIST", "OK LIST")?;
+    let mut anonymous = lab.connect(&lab.nth(2))?;
+    list(&mut watcher, &[])?;
     let mut z = lab.login(&zoe)?;
     let b = lab.login(&bob)?;
     // Failed logins do not show in the list either.
     anonymous.ask_error(&format!("CONNECT {}", zoe.to_uppercase()), "NAME_TAKEN")?;
     anonymous.ask_error("CONNECT b*b", "BAD_NAME")?;
-    list(&mut watcher, &[&zoe, &bob], &["b*b"])?;
-    list(&mut z, &[&zoe, &bob], &[])?;
+    list(&mut watcher, &[&zoe, &bob])?;
+    list(&mut z, &[&zoe, &bob])?;
     b.quit()?;
-    list(&mut watcher, &[&zoe], &[&bob]).map(drop)
+    list(&mut watcher, &[&zoe])
 }
 
-/// Sends LIST and checks the names: each of `present` once, none of
-/// `absent`, single spaces. Returns the names (other users of a shared
-/// server may appear too).
-fn list(c: &mut Probe, present: &[&str], absent: &[&str]) -> Result<Vec<String>, Failure> {
+/// Sends LIST and requires exactly the names `users`, in any order, each
+/// once, separated by single spaces.
+fn list(c: &mut Probe, users: &[&str]) -> Result<(), Failure> {
     c.send("LIST")?;
     let line = c.expect_prefix("OK LIST")?;
-    let expected = format!(
-        "\"OK LIST <names>\" with {present:?} once each, without {absent:?}, separated by one space"
+    let shown = match users {
+        [] => "\"OK LIST\"".to_owned(),
+        users => format!("\"OK LIST {}\"", users.join(" ")),
+    };
+    let expected = tr!(
+        c.lang,
+        "{shown} (these names in any order, no other)",
+        "{shown} (ces noms dans n'importe quel ordre, aucun autre)"
     );
-    let names: Vec<String> = match line.strip_prefix("OK LIST") {
+    let mut names: Vec<&str> = match line.strip_prefix("OK LIST") {
         Some("") => Vec::new(),
         Some(rest) => match rest.strip_prefix(' ') {
-            Some(rest) => rest.split(' ').map(str::to_owned).collect(),
+            Some(rest) => rest.split(' ').collect(),
             None => return Err(c.mismatch(&expected, &line)),
         },
         None => return Err(c.mismatch(&expected, &line)),
     };
-    let count = |name: &str| names.iter().filter(|n| *n == name).count();
-    if names.iter().any(String::is_empty)
-        || present.iter().any(|name| count(name) != 1)
-        || absent.iter().any(|name| count(name) != 0)
-    {
+    let mut wanted = users.to_vec();
+    names.sort_unstable();
+    wanted.sort_unstable();
+    if names != wanted {
         return Err(c.mismatch(&expected, &line));
     }
-    Ok(names)
+    Ok(())
 }
 
 /// 200 pipelined messages arrive in the order they were sent.
@@ -285,6 +315,71 @@ pub fn no_spoofing(lab: &mut Lab<'_>) -> Result<(), Failure> {
     m.expect(&format!("OK SEND {victim}"))?;
     m.expect_error("UNKNOWN_COMMAND")?;
     v.sync()
+}
+
+/// A name becomes visible to others only as its `OK CONNECT` is
+/// written: a sender who finds it waits behind that line, so no RECEIVE
+/// reaches a user before its `OK CONNECT`. Checked from the recipient's
+/// side: a sender sends `SEND` to a name, four at a time, again and again,
+/// while that name logs in (a server that registers the name, then
+/// writes `OK CONNECT` a moment later, loses the race); 100 logins in a
+/// row, so that even a window of microseconds is found on most runs.
+pub fn no_receive_before_ok_connect(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    const LOGINS: usize = 100;
+    const BURST: usize = 4;
+    let alice = lab.name("alice");
+    let mut a = lab.login(&alice)?;
+    let wait = lab.wait();
+    for round in 0..LOGINS {
+        let bob = lab.name(&format!("bob{round}x"));
+        let mut b = lab.connect(&bob)?;
+        let text = format!("hello {round}");
+        let burst = format!("SEND {bob} {text}\n").repeat(BURST);
+        let delivered = thread::scope(|scope| -> Result<usize, Failure> {
+            let a = &mut a;
+            let (bob, burst) = (&bob, &burst);
+            let sender = scope.spawn(move || -> Result<usize, Failure> {
+                let until = Instant::now() + wait;
+                let expected = format!("\"OK SEND {bob}\" / \"ERR NO_SUCH_USER …\"");
+                loop {
+                    a.send_bytes(burst.as_bytes())?;
+                    let mut delivered = 0;
+                    for _ in 0..BURST {
+                        let line = a.line(&expected)?;
+                        if line == format!("OK SEND {bob}") {
+                            delivered += 1;
+                        } else if !probe::is_error(&line, "NO_SUCH_USER") {
+                            return Err(a.mismatch(&expected, &line));
+                        }
+                    }
+                    if delivered > 0 {
+                        return Ok(delivered);
+                    }
+                    if Instant::now() > until {
+                        let waited = a.lang.seconds(wait);
+                        return Err(Failure::new(tr!(
+                            a.lang,
+                            "{bob} logged in, yet SEND {bob} found nobody for {waited}",
+                            "{bob} s'est identifié, mais SEND {bob} n'a trouvé personne pendant \
+                             {waited}"
+                        )));
+                    }
+                }
+            });
+            b.send(&format!("CONNECT {bob}"))?;
+            let first = b.expect(&format!("OK CONNECT {bob}"));
+            let sent = sender
+                .join()
+                .unwrap_or_else(|_| Err(Failure::new("the sender's thread panicked")));
+            first.and(sent)
+        })?;
+        for _ in 0..delivered {
+            b.expect(&format!("RECEIVE {alice} {text}"))?;
+        }
+        b.hang_up();
+        lab.forget(&bob);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
