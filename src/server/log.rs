@@ -93,8 +93,11 @@ impl Log {
         })
     }
 
-    /// Feeds the live view `watch`, serving on `addr`, too.
-    pub(crate) fn watched_by(self, watch: Arc<Watch>, addr: SocketAddr) -> Log {
+    /// Feeds the live view `watch`, serving on `addr`, too, starting with
+    /// the server's first line, `announce` (so that a viewer who comes
+    /// before the server runs sees its slots).
+    pub(crate) fn watched_by(self, watch: Arc<Watch>, addr: SocketAddr, announce: &str) -> Log {
+        watch.event(announce);
         Log {
             watch: Some((watch, addr)),
             ..self
@@ -105,10 +108,9 @@ impl Log {
     /// log (`minichat: listening on ...`, which scripts read), and then
     /// where the live view is, if there is one.
     pub(crate) fn announce(&self, line: String) {
-        let Some((watch, addr)) = &self.watch else {
+        let Some((_, addr)) = &self.watch else {
             return self.push(Entry::Announce(line));
         };
-        watch.event(&line);
         self.push(Entry::Announce(line));
         self.push(Entry::Event(format!(
             "minichat: live view on http://{addr}/ (it shows message texts to whoever can reach it)"

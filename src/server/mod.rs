@@ -76,6 +76,9 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     next_id: ConnId,
+    /// The log's first line, `minichat: listening on ADDR (max N
+    /// connections)`.
+    announce: String,
     /// `OK WELCOME <text>` with its CRLF, encoded once.
     welcome: Vec<u8>,
     spawn: Spawn,
@@ -102,13 +105,20 @@ impl Server {
     pub fn bind_with_log(config: Config, log: impl Write + Send + 'static) -> io::Result<Server> {
         let config = config.bounded();
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
+        // The contract fixes this line to the letter, plural included:
+        // scripts read the address from it.
+        let announce = format!(
+            "minichat: listening on {} (max {} connections)",
+            listener.local_addr()?,
+            config.max_connections
+        );
         let mut log = Log::start(log, config.verbose)?;
         let mut watch_addr = None;
         if let Some(address) = config.watch {
             let (watch, bound) = watch::Watch::start(address).map_err(|e| {
                 io::Error::new(e.kind(), format!("the live view, --watch {address}: {e}"))
             })?;
-            log = log.watched_by(watch, bound);
+            log = log.watched_by(watch, bound, &announce);
             watch_addr = Some(bound);
         }
         let shared = Arc::new(Shared {
@@ -123,6 +133,7 @@ impl Server {
             listener,
             shared,
             next_id: 1,
+            announce,
             welcome,
             spawn: spawn_thread,
             watch_addr,
@@ -149,13 +160,7 @@ impl Server {
     /// Announces the server on stderr, then accepts connections for ever.
     /// A failing client never stops it; only a broken listener does.
     pub fn run(mut self) -> io::Result<()> {
-        // The contract fixes this line to the letter, plural included:
-        // scripts read the address from it.
-        self.shared.log.announce(format!(
-            "minichat: listening on {} (max {} connections)",
-            self.local_addr()?,
-            self.shared.config.max_connections
-        ));
+        self.shared.log.announce(std::mem::take(&mut self.announce));
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => self.admit(stream, addr),
@@ -206,9 +211,22 @@ impl Server {
             .name(format!("session-{id}"))
             .stack_size(SESSION_STACK_BYTES);
         match (self.spawn)(builder, session) {
-            // A greeting that cannot be written (the client is gone already)
-            // closes the socket, which ends the session at its first read.
-            Ok(()) => drop(greeting.write(&self.welcome)),
+            Ok(()) => {
+                // Logged here, in the order connections are accepted and
+                // refused; the session logs nothing before its greeting is
+                // written.
+                let log = &self.shared.log;
+                log.event(format_args!(
+                    "{addr} accepted ({}/{} connections)",
+                    self.shared.slots.count(),
+                    self.shared.slots.max
+                ));
+                outbox::log_lines(log, &addr.to_string(), &self.welcome);
+                // A greeting that cannot be written (the client is gone
+                // already) closes the socket, which ends the session at its
+                // first read.
+                drop(greeting.write(&self.welcome));
+            }
             Err(e) => {
                 // The closure, its slot and its copy of the peer were
                 // dropped with the error: this thread alone holds the socket.

@@ -149,6 +149,12 @@ impl Peer {
         }
     }
 
+    /// Returns once the accept loop has written the greeting (and let go of
+    /// the write lock it took for it).
+    pub(crate) fn wait_for_greeting(&self) {
+        drop(self.lock());
+    }
+
     /// Writes `RECEIVE` lines from the user of connection `sender`. The
     /// sender's own state is checked under this socket's write lock: once a
     /// sender is dropped, no line of its can start.

@@ -115,21 +115,11 @@ enum Flow {
 }
 
 impl Session {
-    /// The thread of a new connection that holds `slot`, greeted by the
-    /// accept loop: logs it (the greeting included, before any line of the
-    /// session's own), then serves it until it ends.
+    /// The thread of a new connection that holds `slot`: once the accept
+    /// loop has greeted it (and logged it), serves it until it ends.
     pub(crate) fn start(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) {
-        shared.log.event(format_args!(
-            "{} accepted ({}/{} connections)",
-            peer.addr,
-            shared.slots.count(),
-            shared.slots.max
-        ));
-        if shared.log.wants_wire() {
-            let mut welcome = Vec::new();
-            Reply::Welcome.encode(&mut welcome);
-            log_lines(&shared.log, &peer.addr.to_string(), &welcome);
-        }
+        // Nothing of this session may reach the log before its greeting.
+        peer.wait_for_greeting();
         Session::new(peer, slot, shared).run();
     }
 
