@@ -423,7 +423,7 @@ fn floods(case: &Case) -> bool {
 /// time), and fails with every case that went wrong.
 fn run_cases(cases: &[Case]) {
     const AT_ONCE: usize = 10;
-    const FLOODS_AT_ONCE: usize = 1;
+    const FLOODS_AT_ONCE: usize = 6;
     let errors = std::sync::Mutex::new(Vec::new());
     let (flooding, quiet): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|case| floods(case));
     let queues = [
