@@ -121,7 +121,7 @@ fn junk_after_quit_holds_nothing_and_ends_within_the_write_timeout() {
 #[test]
 fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
     const LINGER_PLACES: usize = 32;
-    let write_timeout = Duration::from_secs(3);
+    let write_timeout = Duration::from_secs(1);
     let server = start(Config {
         max_connections: 1,
         write_timeout,

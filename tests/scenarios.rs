@@ -381,14 +381,16 @@ fn quit_says_goodbye_and_closes() {
 
 #[test]
 fn ping_restarts_the_idle_clock() {
+    let idle = Duration::from_secs(1);
     let server = start(Config {
-        idle_timeout: Some(Duration::from_secs(2)),
+        idle_timeout: Some(idle),
         ..config()
     });
     let mut client = Client::login(server, "pinger");
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(3) {
-        thread::sleep(Duration::from_millis(500)); // pacing the client, not synchronising
+    // Longer than the idle timeout, a PING every quarter of it.
+    while started.elapsed() < idle * 3 / 2 {
+        thread::sleep(idle / 4); // pacing the client, not synchronising
         client.sync();
     }
     client.expect_prefix("ERR TIMEOUT ");

@@ -389,10 +389,10 @@ pub fn timeout_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let seen = AtomicBool::new(false);
     let bound = started + timeout + grace(timeout) + write_timeout + Duration::from_secs(2);
     let (read, closed) = thread::scope(|scope| {
-        // PING as fast as the server takes them from shortly before the
-        // timeout until it is seen (or should have been): the server then
-        // has input it has not read yet, which a close without lingering
-        // turns into a reset.
+        // Lines as fast as the server takes them (blank ones, and a PING
+        // now and then) from shortly before the timeout until it is seen
+        // (or should have been): the server then has input it has not read
+        // yet, which a close without lingering turns into a reset.
         let burst = || {
             let now = Instant::now();
             now + Duration::from_millis(100) > started + timeout
