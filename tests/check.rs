@@ -708,52 +708,14 @@ fn a_killed_checker_leaves_no_server_behind() {
 /// names the one that failed.
 #[test]
 fn the_long_tests_side_by_side() {
-    let tests: [(&str, fn()); 8] = [
-        (
-            "each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour",
-            each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour,
-        ),
-        (
-            "the_faulty_server_without_a_fault_passes_every_check",
-            the_faulty_server_without_a_fault_passes_every_check,
-        ),
-        (
-            "the_binary_passes_every_check_in_spawn_mode",
-            the_binary_passes_every_check_in_spawn_mode,
-        ),
-        (
-            "a_racy_server_fails_every_run_and_a_correct_one_passes_every_run",
-            a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
-        ),
-        (
-            "a_failure_explains_itself_the_same_way_every_run",
-            a_failure_explains_itself_the_same_way_every_run,
-        ),
-        (
-            "our_server_passes_every_check_it_can_run_while_running",
-            our_server_passes_every_check_it_can_run_while_running,
-        ),
-        (
-            "a_first_line_worded_otherwise_fails_only_its_check",
-            a_first_line_worded_otherwise_fails_only_its_check,
-        ),
-        (
-            "a_server_that_does_not_start_fails_only_the_checks_that_need_it",
-            a_server_that_does_not_start_fails_only_the_checks_that_need_it,
-        ),
-    ];
-    let failed: Vec<&str> = std::thread::scope(|scope| {
-        let running: Vec<_> = tests
-            .iter()
-            .map(|(name, test)| (*name, scope.spawn(*test)))
-            .collect();
-        running
-            .into_iter()
-            .filter_map(|(name, test)| test.join().is_err().then_some(name))
-            .collect()
-    });
-    assert!(
-        failed.is_empty(),
-        "failed (see their panics above): {failed:?}"
+    common::side_by_side!(
+        each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour,
+        the_faulty_server_without_a_fault_passes_every_check,
+        the_binary_passes_every_check_in_spawn_mode,
+        a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
+        a_failure_explains_itself_the_same_way_every_run,
+        our_server_passes_every_check_it_can_run_while_running,
+        a_first_line_worded_otherwise_fails_only_its_check,
+        a_server_that_does_not_start_fails_only_the_checks_that_need_it,
     );
 }

@@ -20,7 +20,6 @@ use minichat::Config;
 /// `OK QUIT`, then a clean end of stream, never a reset. And the name can be
 /// taken again at once.
 #[cfg(target_os = "linux")]
-#[test]
 fn a_late_line_after_quit_loses_no_reply_and_causes_no_reset() {
     const PINGS: usize = 5000;
     let server = start(config());
@@ -51,7 +50,6 @@ fn a_late_line_after_quit_loses_no_reply_and_causes_no_reset() {
 /// `ERR TIMEOUT`, then a clean end of stream, though the client sends more
 /// lines after the timeout.
 #[cfg(target_os = "linux")]
-#[test]
 fn late_lines_after_err_timeout_lose_no_reply() {
     const PINGS: usize = 500;
     let idle = Duration::from_secs(1);
@@ -163,7 +161,6 @@ fn past_the_lingering_bound_a_lingering_connection_keeps_its_slot() {
 /// (Closing without the write lock fails a round in about one run of four:
 /// a `RECEIVE` cut in the middle, then the end of stream.)
 #[cfg(target_os = "linux")]
-#[test]
 fn a_half_closing_client_gets_whole_lines_and_its_sender_exact_replies() {
     let server = start(config());
     for round in 0..6 {
@@ -230,4 +227,16 @@ fn the_largest_timeouts_keep_every_guarantee() {
     client.expect_clean_end();
     waiting.sync();
     waiting.ask("CONNECT forever", "OK CONNECT forever");
+}
+
+/// The ends that wait (for late lines, for a write to unblock), side by
+/// side: one after another they would add up on 2 cores.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_waiting_ends_side_by_side() {
+    common::side_by_side!(
+        a_late_line_after_quit_loses_no_reply_and_causes_no_reset,
+        late_lines_after_err_timeout_lose_no_reply,
+        a_half_closing_client_gets_whole_lines_and_its_sender_exact_replies,
+    );
 }

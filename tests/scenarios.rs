@@ -302,7 +302,6 @@ fn a_thousand_pipelined_messages_arrive_in_order() {
     }
 }
 
-#[test]
 fn a_recipient_that_never_reads_is_dropped_and_its_name_freed() {
     let server = start(Config {
         write_timeout: Duration::from_secs(1),
@@ -337,7 +336,6 @@ fn a_recipient_that_never_reads_is_dropped_and_its_name_freed() {
     Client::login(server, "sleeper");
 }
 
-#[test]
 fn a_client_that_does_not_log_in_times_out() {
     let server = start(Config {
         login_timeout: Some(Duration::from_secs(1)),
@@ -352,7 +350,6 @@ fn a_client_that_does_not_log_in_times_out() {
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
-#[test]
 fn a_silent_client_times_out() {
     let server = start(Config {
         idle_timeout: Some(Duration::from_secs(1)),
@@ -379,7 +376,6 @@ fn quit_says_goodbye_and_closes() {
     client.expect_closed();
 }
 
-#[test]
 fn ping_restarts_the_idle_clock() {
     let idle = Duration::from_secs(1);
     let server = start(Config {
@@ -394,4 +390,16 @@ fn ping_restarts_the_idle_clock() {
         client.sync();
     }
     client.expect_prefix("ERR TIMEOUT ");
+}
+
+/// The scenarios that wait for a timeout, side by side: one after another
+/// they would add up on 2 cores.
+#[test]
+fn the_timeouts_side_by_side() {
+    common::side_by_side!(
+        a_recipient_that_never_reads_is_dropped_and_its_name_freed,
+        a_client_that_does_not_log_in_times_out,
+        a_silent_client_times_out,
+        ping_restarts_the_idle_clock,
+    );
 }

@@ -22,6 +22,38 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The greeting every accepted client receives first.
 pub const WELCOME: &str = "OK WELCOME minichat 1: CONNECT <name> to log in, HELP for commands";
 
+/// Runs the test functions given (paths to `fn()`) at once, each on a
+/// thread of its own, and fails naming those that failed (their panics are
+/// printed above). For tests that mostly wait (for a timeout, a browser, a
+/// reply that never comes): the test harness runs as many tests at once as
+/// there are cores, so on 2 cores these would wait one after another.
+#[allow(unused_macros)] // not every test file has tests that wait
+macro_rules! side_by_side {
+    ($($test:path),+ $(,)?) => {
+        $crate::common::run_side_by_side(&[$((stringify!($test), $test as fn())),+])
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use side_by_side;
+
+/// What [`side_by_side!`] runs.
+pub fn run_side_by_side(tests: &[(&str, fn())]) {
+    let failed: Vec<&str> = thread::scope(|scope| {
+        let running: Vec<_> = tests
+            .iter()
+            .map(|(name, test)| (*name, scope.spawn(*test)))
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|(name, test)| test.join().is_err().then_some(name))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "failed (see their panics above): {failed:?}"
+    );
+}
+
 /// A config for tests: loopback, any free port, the contract's defaults.
 pub fn config() -> Config {
     Config {

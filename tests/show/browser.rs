@@ -36,8 +36,7 @@ fn strings(json: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_page_draws_a_session_as_it_happens() {
+pub(crate) fn the_page_draws_a_session_as_it_happens() {
     let Some(chromium) = find_chromium() else {
         if std::env::var_os("MINICHAT_REQUIRE_BROWSER").is_some() {
             panic!("Chromium is required (MINICHAT_REQUIRE_BROWSER) but absent");

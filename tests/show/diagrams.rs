@@ -210,8 +210,7 @@ fn quit_and_the_lingering_close() {
 }
 
 /// The login timeout, which `PING` does not stop.
-#[test]
-fn login_timeout() {
+pub(crate) fn login_timeout() {
     let mut stage = Stage::start(Config {
         login_timeout: Some(Duration::from_secs(1)),
         ..config()

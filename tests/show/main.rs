@@ -16,3 +16,16 @@ mod browser;
 mod diagrams;
 mod mermaid;
 mod watch;
+
+/// The tests that wait (for a browser, for the view's request timeout, for
+/// Node, for a login timeout) run side by side: one after another they
+/// would add up on 2 cores.
+#[test]
+fn the_waiting_tests_side_by_side() {
+    common::side_by_side!(
+        browser::the_page_draws_a_session_as_it_happens,
+        watch::the_page_and_its_script_are_served_and_bad_requests_get_clear_errors,
+        mermaid::every_diagram_parses_and_hostile_texts_come_out_exactly,
+        diagrams::login_timeout,
+    );
+}

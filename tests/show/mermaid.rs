@@ -144,8 +144,7 @@ const HOSTILE: [&str; 12] = [
     "SEND bob }{ ][ )( :: -->> --x -)",
 ];
 
-#[test]
-fn every_diagram_parses_and_hostile_texts_come_out_exactly() {
+pub(crate) fn every_diagram_parses_and_hostile_texts_come_out_exactly() {
     let mut diagrams = blocks("PROTOCOL.md");
     diagrams.extend(blocks("README.md"));
     // A log with every kind of event, and hostile lines.

