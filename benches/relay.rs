@@ -427,11 +427,113 @@ fn spawn_forwarder_process() -> (Child, SocketAddr) {
     (child, first.trim().parse().unwrap())
 }
 
+// ---------------------------------------------------------------- stress
+
+/// How many users the stress figures log in, and how many of them attack.
+const STRESS_USERS: usize = 1_000;
+const CONVOY_FLOODERS: usize = 80;
+const MEMORY_FLOODERS: usize = 100;
+/// How long the pair and the newcomers are timed while the flooders work
+/// (the flooders are dropped after the write timeout, 2 s).
+const CONVOY_WATCH: Duration = Duration::from_millis(2_500);
+
+/// Opens `count` connections one after the other, each: connect, read
+/// `OK WELCOME`, send `CONNECT`, read `OK CONNECT` (what relaybench's scale
+/// test does); returns them and how long it took.
+fn open_one_by_one(address: SocketAddr, count: usize) -> (Vec<Peer>, Duration) {
+    let began = Instant::now();
+    let peers = (0..count)
+        .map(|i| {
+            let mut peer = Peer::connect(address);
+            assert!(peer.read_line().starts_with(b"OK WELCOME "));
+            peer.send(format!("CONNECT one{i}\n").as_bytes());
+            assert!(peer.read_line().starts_with(b"OK CONNECT "));
+            peer
+        })
+        .collect();
+    (peers, began.elapsed())
+}
+
+/// The worst and median waits of an unrelated pair's round trips and of
+/// newcomers' logins, while others pipeline `LIST`s and stop reading.
+struct Convoy {
+    round_trip_ms: [f64; 2],
+    login_ms: [f64; 2],
+}
+
+/// 1 000 users; `CONVOY_FLOODERS` of them each pipeline 341 `LIST`s (one
+/// 2 KiB packet) and stop reading. Meanwhile a pair exchanges messages and
+/// newcomers log in, and each wait is timed.
+fn list_convoy() -> Convoy {
+    let (child, address) = spawn_minichat_binary();
+    let _child = Killed(child);
+    let (mut users, _) = open_idle(Relay::Minichat, address, 0, STRESS_USERS);
+    let (mut a, mut b) = pair(Relay::Minichat, address, "convoy");
+    let flood = "LIST\n".repeat(341);
+    for flooder in &mut users[..CONVOY_FLOODERS] {
+        flooder.send(flood.as_bytes()); // and never reads
+    }
+    let message = message_line("convoy");
+    let (mut trips, mut logins) = (Vec::new(), Vec::new());
+    let began = Instant::now();
+    while began.elapsed() < CONVOY_WATCH {
+        let start = Instant::now();
+        a.send(&message);
+        b.read_line();
+        assert!(a.read_line().starts_with(b"OK SEND "));
+        trips.push(start.elapsed());
+        let start = Instant::now();
+        let mut newcomer = Peer::login(address, &format!("new{}", logins.len()));
+        logins.push(start.elapsed());
+        newcomer.send(b"QUIT\n");
+        thread::sleep(Duration::from_millis(5)); // pacing, as a user would
+    }
+    let worst_and_median = |mut waits: Vec<Duration>| {
+        eprintln!(
+            "DBG {:?}",
+            waits
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.as_millis() > 5)
+                .map(|(i, w)| (i, w.as_millis()))
+                .collect::<Vec<_>>()
+        );
+        eprintln!("DBG n={}", waits.len());
+        waits.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        [ms(waits[waits.len() - 1]), ms(waits[waits.len() / 2])]
+    };
+    Convoy {
+        round_trip_ms: worst_and_median(trips),
+        login_ms: worst_and_median(logins),
+    }
+}
+
+/// 1 000 users; `MEMORY_FLOODERS` of them each send one 2 KiB packet of
+/// `LIST`s and stop reading. Returns the server's resident memory before
+/// and its peak after, in KiB.
+fn pipelined_list_memory() -> (u64, u64) {
+    let (child, address) = spawn_minichat_binary();
+    let child = Killed(child);
+    let (mut users, _) = open_idle(Relay::Minichat, address, 0, STRESS_USERS);
+    let (before, _) = memory_kib(child.0.id());
+    let flood = "LIST\n".repeat(409);
+    for flooder in &mut users[..MEMORY_FLOODERS] {
+        flooder.send(flood.as_bytes()); // and never reads
+    }
+    // Until they are dropped (the write timeout, 2 s), and a little after.
+    thread::sleep(Duration::from_millis(2_500));
+    let (_, peak) = memory_kib(child.0.id());
+    (before, peak)
+}
+
 // ---------------------------------------------------------------- report
 
 fn run() {
-    if env::var("MINICHAT_BENCH_SECTION").as_deref() == Ok("watch") {
-        return live_view_figures();
+    match env::var("MINICHAT_BENCH_SECTION").as_deref() {
+        Ok("watch") => return live_view_figures(),
+        Ok("stress") => return stress_figures(),
+        _ => {}
     }
     let began = Instant::now();
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
@@ -569,7 +671,63 @@ fn run() {
     }
     println!("{figures}");
     println!();
+    stress_figures();
+    println!();
     live_view_figures();
+}
+
+/// Figures of minichat alone under attack by some of 1 000 users
+/// (`MINICHAT_BENCH_SECTION=stress cargo bench` runs this part alone).
+fn stress_figures() {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let (one_by_one, mc_one_by_one) = open_one_by_one(start_minichat(SCALE_MAX_CONNECTIONS), IDLE);
+    drop(one_by_one);
+    let convoy = list_convoy();
+    let (list_before, list_peak) = pipelined_list_memory();
+    println!("minichat alone, 1 000 users:");
+    println!(
+        "  open 1000 one by one (connect, OK WELCOME, CONNECT, OK CONNECT): {:.1} ms",
+        ms(mc_one_by_one)
+    );
+    println!(
+        "  {CONVOY_FLOODERS} pipelining 341 LIST and not reading: a pair's round trip {:.2} ms at worst \
+         ({:.2} ms median), a newcomer's login {:.2} ms at worst ({:.2} ms median)",
+        convoy.round_trip_ms[0], convoy.round_trip_ms[1], convoy.login_ms[0], convoy.login_ms[1]
+    );
+    println!(
+        "  {MEMORY_FLOODERS} sending 2 KiB of LIST and not reading: RSS {:.1} MiB before, peak {:.1} MiB",
+        mib(list_before),
+        mib(list_peak)
+    );
+
+    let targets = [
+        (
+            "open 1000 one by one <= 0.2 s",
+            mc_one_by_one <= Duration::from_millis(200),
+        ),
+        (
+            "LIST convoy: a pair's worst round trip < 100 ms",
+            convoy.round_trip_ms[0] < 100.0,
+        ),
+        (
+            "LIST convoy: a newcomer's worst login < 100 ms",
+            convoy.login_ms[0] < 100.0,
+        ),
+        ("pipelined LISTs: peak RSS < 64 MiB", list_peak < 64 * 1024),
+    ];
+    for (target, met) in targets {
+        println!("target {target}: {}", if met { "met" } else { "MISSED" });
+    }
+    println!(
+        "stress open_one_by_one_ms={:.1} convoy_trip_max_ms={:.2} convoy_login_max_ms={:.2} \
+         list_rss_before_mib={:.1} list_rss_peak_mib={:.1}",
+        ms(mc_one_by_one),
+        convoy.round_trip_ms[0],
+        convoy.login_ms[0],
+        mib(list_before),
+        mib(list_peak)
+    );
 }
 
 // ---------------------------------------------------------- the live view

@@ -207,10 +207,12 @@ fn write_line(out: &mut impl Write, line: &str, counts: &Counts) {
             return;
         }
     }
-    let written = out
-        .write_all(line.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
+    // One write a line, its LF included: one system call on an
+    // unbuffered stderr, and a line no other writer can split.
+    let mut whole = String::with_capacity(line.len() + 1);
+    whole.push_str(line);
+    whole.push('\n');
+    let written = out.write_all(whole.as_bytes()).and_then(|()| out.flush());
     if written.is_err() {
         dropped.fetch_add(1, Ordering::Relaxed);
     }

@@ -212,9 +212,14 @@ impl Server {
             .stack_size(SESSION_STACK_BYTES);
         match (self.spawn)(builder, session) {
             Ok(()) => {
+                let mut greeting = greeting;
+                // A greeting that cannot be written (the client is gone
+                // already) closes the socket, which ends the session at its
+                // first read.
+                let _ = greeting.write(&self.welcome);
                 // Logged here, in the order connections are accepted and
-                // refused; the session logs nothing before its greeting is
-                // written.
+                // refused, once the greeting is on its way; the session logs
+                // nothing before the lock is let go.
                 let log = &self.shared.log;
                 log.event(format_args!(
                     "{addr} accepted ({}/{} connections)",
@@ -222,10 +227,7 @@ impl Server {
                     self.shared.slots.max
                 ));
                 outbox::log_lines(log, &addr.to_string(), &self.welcome);
-                // A greeting that cannot be written (the client is gone
-                // already) closes the socket, which ends the session at its
-                // first read.
-                drop(greeting.write(&self.welcome));
+                drop(greeting);
             }
             Err(e) => {
                 // The closure, its slot and its copy of the peer were
@@ -377,6 +379,88 @@ mod tests {
         while refusals < 2 {
             let line = logged.recv_timeout(Duration::from_secs(5)).unwrap();
             refusals += usize::from(line.contains("refused: no thread for it (no thread)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod log_order {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc::{self, Sender};
+
+    /// A log whose lines reach the test through a channel.
+    struct Lines(Sender<String>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            for line in String::from_utf8_lossy(buf).lines() {
+                let _ = self.0.send(line.to_owned());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Clients that send their lines before they read the greeting: the
+    /// session reads them at once, while the accept loop may still be
+    /// writing and logging the greeting. The log still says, for each
+    /// connection, `accepted`, then the greeting, then its lines.
+    #[test]
+    fn a_connection_is_logged_accepted_and_greeted_before_anything_else() {
+        const CLIENTS: usize = 20;
+        let config = Config {
+            bind: [127, 0, 0, 1].into(),
+            port: 0,
+            max_connections: CLIENTS,
+            verbose: true,
+            ..Config::default()
+        };
+        let (log, logged) = mpsc::channel();
+        let server = Server::bind_with_log(config, Lines(log)).unwrap();
+        let address = server.local_addr().unwrap();
+        thread::spawn(move || server.run());
+        let clients: Vec<TcpStream> = (0..CLIENTS)
+            .map(|i| {
+                let mut stream = TcpStream::connect(address).unwrap();
+                stream
+                    .write_all(format!("CONNECT early{i}\nPING\n").as_bytes())
+                    .unwrap();
+                stream
+            })
+            .collect();
+        for client in &clients {
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut lines = BufReader::new(client).lines();
+            for _ in 0..3 {
+                lines.next().unwrap().unwrap(); // OK WELCOME, OK CONNECT, OK PING
+            }
+        }
+        // The first three lines of each connection, in the log's order.
+        let mut first: Vec<(SocketAddr, Vec<String>)> = Vec::new();
+        while first.len() < CLIENTS || first.iter().any(|(_, lines)| lines.len() < 3) {
+            let line = logged.recv_timeout(Duration::from_secs(5)).unwrap();
+            // `TIMESTAMP WHO WHAT`, WHO an address until the login.
+            let mut words = line.splitn(3, ' ').skip(1);
+            let (Some(who), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(who) = who.parse::<SocketAddr>() else {
+                continue;
+            };
+            match first.iter_mut().find(|(addr, _)| *addr == who) {
+                Some((_, lines)) => lines.push(what.to_owned()),
+                None => first.push((who, vec![what.to_owned()])),
+            }
+        }
+        for (who, lines) in &first {
+            assert!(lines[0].starts_with("accepted "), "{who}: {lines:?}");
+            assert!(lines[1].starts_with("< OK WELCOME "), "{who}: {lines:?}");
+            assert!(lines[2].starts_with("> CONNECT early"), "{who}: {lines:?}");
         }
     }
 }

@@ -53,11 +53,28 @@ impl Entry {
     }
 }
 
-/// The shared registry: the users, by [`name_key`] of their names.
+/// The shared registry.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    users: Mutex<HashMap<String, Entry>>,
+    users: Mutex<Users>,
 }
+
+/// What the registry lock guards.
+#[derive(Debug, Default)]
+struct Users {
+    /// The users, by [`name_key`] of their names.
+    map: HashMap<String, Entry>,
+    /// The users everyone can see, sorted for `LIST`, once some `LIST` has
+    /// sorted them since the last change: a thousand `LIST`s between two
+    /// logins share one sort, and take the lock for a pointer's copy.
+    roster: Option<Roster>,
+    /// Counts the changes to who is visible, so that a roster sorted
+    /// outside the lock is kept only if nothing changed meanwhile.
+    changes: u64,
+}
+
+/// The visible users, sorted case-insensitively (by key).
+pub(crate) type Roster = Arc<[Arc<User>]>;
 
 impl Registry {
     /// `CONNECT`: registers `name` for `peer`, not yet visible to others
@@ -71,7 +88,7 @@ impl Registry {
     ) -> Result<(Arc<User>, usize), Error> {
         let key = name_key(name); // computed before the lock is taken
         let mut users = self.lock();
-        if let Some(holder) = users.get(&key) {
+        if let Some(holder) = users.map.get(&key) {
             return Err(Error::new(
                 ErrorCode::NameTaken,
                 format!("{} is already connected", holder.user.name),
@@ -86,16 +103,17 @@ impl Registry {
             user: Arc::clone(&user),
             visible: false,
         };
-        users.insert(key, entry);
-        Ok((user, users.len()))
+        users.map.insert(key, entry);
+        Ok((user, users.map.len()))
     }
 
     /// Lets other users see the name under `key` registered by connection
     /// `id` (its `OK CONNECT` is about to be written).
     pub(crate) fn show(&self, key: &str, id: ConnId) {
         let mut users = self.lock();
-        if let Some(entry) = users.get_mut(key).filter(|e| e.user.peer.id == id) {
+        if let Some(entry) = users.map.get_mut(key).filter(|e| e.user.peer.id == id) {
             entry.visible = true;
+            users.changed();
         }
     }
 
@@ -105,29 +123,38 @@ impl Registry {
         let key = name_key(name); // computed before the lock is taken
         let users = self.lock();
         users
+            .map
             .get(&key)
             .filter(|entry| entry.seen_by(asker))
             .map(|entry| Arc::clone(&entry.user))
             .ok_or_else(|| no_such_user(name))
     }
 
-    /// The users as connection `asker` sees them, sorted case-insensitively
-    /// for a stable `LIST`. Under the lock, only pointers are copied; the
-    /// sort runs after it is let go.
-    pub(crate) fn list(&self, asker: ConnId) -> Vec<Arc<User>> {
-        let mut listed: Vec<Arc<User>> = {
+    /// `LIST`: the users everyone can see, sorted case-insensitively for a
+    /// stable order; and `unshown`, the asker's own user, if its login is
+    /// not shown to the others yet (it sees itself from its `CONNECT` on).
+    ///
+    /// Under the lock, a pointer is copied (or, after a change, the users
+    /// are); the sort runs after the lock is let go, once per change.
+    pub(crate) fn list(&self, unshown: Option<&Arc<User>>) -> Roster {
+        let (copied, changes) = {
             let users = self.lock();
-            let mut listed = Vec::with_capacity(users.len());
-            listed.extend(
-                users
-                    .values()
-                    .filter(|entry| entry.seen_by(asker))
-                    .map(|entry| Arc::clone(&entry.user)),
-            );
-            listed
+            if let Some(roster) = &users.roster {
+                return with_own(Arc::clone(roster), unshown);
+            }
+            let visible = users.map.values().filter(|entry| entry.visible);
+            let copied: Vec<Arc<User>> = visible.map(|entry| Arc::clone(&entry.user)).collect();
+            (copied, users.changes)
         };
-        listed.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        listed
+        let mut sorted = copied;
+        sorted.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let roster: Roster = sorted.into();
+        let mut users = self.lock();
+        if users.changes == changes {
+            users.roster = Some(Arc::clone(&roster));
+        }
+        drop(users);
+        with_own(roster, unshown)
     }
 
     /// Removes the name under `key` if connection `id` still holds it, and
@@ -135,9 +162,10 @@ impl Registry {
     /// and a new connection may have taken the name since.)
     pub(crate) fn remove(&self, key: &str, id: ConnId) -> bool {
         let mut users = self.lock();
-        let holds = users.get(key).is_some_and(|e| e.user.peer.id == id);
+        let holds = users.map.get(key).is_some_and(|e| e.user.peer.id == id);
         if holds {
-            users.remove(key);
+            users.map.remove(key);
+            users.changed();
         }
         holds
     }
@@ -147,7 +175,7 @@ impl Registry {
     pub(crate) fn holder(&self, name: &str) -> Option<Arc<User>> {
         let key = name_key(name); // computed before the lock is taken
         let users = self.lock();
-        users.get(&key).map(|entry| Arc::clone(&entry.user))
+        users.map.get(&key).map(|entry| Arc::clone(&entry.user))
     }
 
     /// The user of connection `id`, if it holds a name (for the console: a
@@ -155,6 +183,7 @@ impl Registry {
     pub(crate) fn user_of(&self, id: ConnId) -> Option<Arc<User>> {
         let users = self.lock();
         users
+            .map
             .values()
             .find(|entry| entry.user.peer.id == id)
             .map(|entry| Arc::clone(&entry.user))
@@ -164,9 +193,29 @@ impl Registry {
     /// left the map half-updated (every change is one `insert`, `remove`
     /// or flag), so a poisoned lock is used as it is: one broken session
     /// must not take the server down.
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Users> {
         self.users.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+impl Users {
+    /// Who is visible changed: the sorted roster is stale.
+    fn changed(&mut self) {
+        self.changes += 1;
+        self.roster = None;
+    }
+}
+
+/// `roster`, with `own` in its place if it is given (a login not shown to
+/// the others yet, whose own `LIST` shows it all the same).
+fn with_own(roster: Roster, own: Option<&Arc<User>>) -> Roster {
+    let Some(own) = own else {
+        return roster;
+    };
+    let at = roster.partition_point(|user| user.key < own.key);
+    let mut users = roster.to_vec();
+    users.insert(at, Arc::clone(own));
+    users.into()
 }
 
 /// `ERR NO_SUCH_USER` for `name`.
@@ -210,16 +259,16 @@ mod tests {
         let registry = Registry::default();
         let (alice, bob) = (peer(1), peer(2));
         let (user, _) = registry.register("Alice", &alice).unwrap();
-        assert_eq!(names(&registry.list(1)), ["Alice"]);
+        assert_eq!(names(&registry.list(Some(&user))), ["Alice"]);
         assert!(registry.find("alice", 1).is_ok());
-        assert!(registry.list(2).is_empty());
+        assert!(registry.list(None).is_empty());
         let hidden = registry.find("alice", 2).unwrap_err();
         assert_eq!(hidden.code, ErrorCode::NoSuchUser);
         // Taken all the same.
         let taken = registry.register("alice", &bob).unwrap_err();
         assert_eq!(taken.code, ErrorCode::NameTaken);
         registry.show(&user.key, 1);
-        assert_eq!(names(&registry.list(2)), ["Alice"]);
+        assert_eq!(names(&registry.list(None)), ["Alice"]);
         let found = registry.find("ALICE", 2).unwrap();
         assert_eq!(
             (found.key.as_str(), found.name.as_str(), found.peer.id),
@@ -228,16 +277,27 @@ mod tests {
     }
 
     #[test]
-    fn list_is_sorted_case_insensitively() {
+    fn list_is_sorted_case_insensitively_and_follows_every_change() {
         let registry = Registry::default();
+        let mut keys = Vec::new();
         for (id, name) in [(1, "bob"), (2, "Alice"), (3, "Élodie"), (4, "carol")] {
             let (user, _) = registry.register(name, &peer(id)).unwrap();
             registry.show(&user.key, id);
+            keys.push(user.key.clone());
         }
-        assert_eq!(
-            names(&registry.list(9)),
-            ["Alice", "bob", "carol", "Élodie"]
-        );
+        let sorted = ["Alice", "bob", "carol", "Élodie"];
+        assert_eq!(names(&registry.list(None)), sorted);
+        // The second LIST shares the first one's sort...
+        assert!(Arc::ptr_eq(&registry.list(None), &registry.list(None)));
+        // ...until who is visible changes.
+        registry.remove(&keys[0], 1);
+        assert_eq!(names(&registry.list(None)), ["Alice", "carol", "Élodie"]);
+        let (dave, _) = registry.register("Dave", &peer(5)).unwrap();
+        assert_eq!(names(&registry.list(None)), ["Alice", "carol", "Élodie"]);
+        let with_dave = ["Alice", "carol", "Dave", "Élodie"];
+        assert_eq!(names(&registry.list(Some(&dave))), with_dave);
+        registry.show(&dave.key, 5);
+        assert_eq!(names(&registry.list(None)), with_dave);
     }
 
     #[test]

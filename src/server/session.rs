@@ -88,6 +88,10 @@ struct Client {
     /// Set once the last lines are written: what this connection holds
     /// while it lingers.
     lingering: Option<Lingering>,
+    /// False until the first read returned: nothing of this session may
+    /// reach the log before the accept loop has logged its greeting, and
+    /// nothing can happen before the first read.
+    greeted: bool,
 }
 
 /// A registered name, removed from the registry when dropped (so a session
@@ -115,11 +119,9 @@ enum Flow {
 }
 
 impl Session {
-    /// The thread of a new connection that holds `slot`: once the accept
-    /// loop has greeted it (and logged it), serves it until it ends.
+    /// The thread of a new connection that holds `slot`, which the accept
+    /// loop greets (and logs): serves it until it ends.
     pub(crate) fn start(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) {
-        // Nothing of this session may reach the log before its greeting.
-        peer.wait_for_greeting();
         Session::new(peer, slot, shared).run();
     }
 
@@ -136,6 +138,7 @@ impl Session {
                 outbox: Outbox::default(),
                 read_timeout: None,
                 lingering: None,
+                greeted: false,
             },
         }
     }
@@ -146,6 +149,7 @@ impl Session {
         // The slot and the name are free before the client sees the close.
         self.client.slot = None;
         self.client.login = None;
+        self.client.after_greeting();
         self.log(&end);
         self.client.linger(); // after QUIT or a timeout
         // Under the write lock, after any line another thread is writing.
@@ -290,9 +294,10 @@ impl Client {
                 }
             }
             Command::List => {
-                let users = registry.list(me); // sorted, outside the lock
+                let unshown = self.login.as_ref().filter(|login| !login.shown);
+                let users = registry.list(unshown.map(|login| &login.user));
                 let names: Vec<&str> = users.iter().map(|user| user.name.as_str()).collect();
-                self.outbox.reply(&Reply::List(&names));
+                self.outbox.reply(&Reply::List(&names)); // built outside the lock
             }
             Command::Ping => self.outbox.reply(&Reply::Pong),
             Command::Help => self.outbox.reply(&Reply::Help),
@@ -363,7 +368,9 @@ impl Client {
         self.set_read_timeout(left).map_err(End::Failed)?;
         // `Read` is implemented for `&TcpStream`: the session reads through
         // the same shared socket that other threads write to.
-        match lines.fill(&mut self.peer.stream()) {
+        let read = lines.fill(&mut self.peer.stream());
+        self.after_greeting();
+        match read {
             Ok(0) if self.peer.is_dropped() => Err(End::Dropped),
             Ok(0) => Err(End::Closed),
             Ok(_) => Ok(()),
@@ -371,6 +378,16 @@ impl Client {
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(_) if self.peer.is_dropped() => Err(End::Dropped),
             Err(e) => Err(End::Failed(e)),
+        }
+    }
+
+    /// Waits, the first time, until the accept loop has written and logged
+    /// the greeting. Most often it has, long before; a client that sent
+    /// its lines before reading the greeting may find it still at it.
+    fn after_greeting(&mut self) {
+        if !self.greeted {
+            self.peer.wait_for_greeting();
+            self.greeted = true;
         }
     }
 

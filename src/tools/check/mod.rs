@@ -11,7 +11,7 @@
 //! with the failures each explains, and `N passed, M failed, K skipped
 //! in T s` ([`Report`]); it can also be written as a JUnit XML report
 //! ([`junit`]). Checks have levels (`--level 1|2|3`), and the prose is
-//! French or English (`--lang`, [`lang`]).
+//! French or English (`--lang`, [`crate::lang`]).
 //!
 //! Two ways to meet the server:
 //! - **spawn mode** (`--spawn 'COMMAND'`): the checker starts the server
@@ -32,7 +32,7 @@
 //! | what each connection sent and got, for a failure | `journal` |
 //! | a failure, as the student reads it | [`Failure`] |
 //! | lines shown in PROTOCOL.md's notation (`<U+0085>`) | `shown` |
-//! | French or English | [`lang`] |
+//! | French or English | [`crate::lang`] |
 //! | the server's settings, the flags spawn mode gives | [`settings`] |
 //! | starting a server program, its first stderr line | [`launch`] |
 //! | splitting `--spawn`'s text into words | [`words`] |

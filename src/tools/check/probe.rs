@@ -1,6 +1,6 @@
 //! A connection the conformance checks drive: every read bounded by the
 //! `--wait` time, every line sent and got noted in the check's
-//! [`Journal`], every expectation turned into a [`Failure`] that says
+//! `Journal`, every expectation turned into a [`Failure`] that says
 //! what was expected and what came instead.
 
 use std::io::{self, Read, Write};
@@ -35,7 +35,7 @@ enum Got {
 pub enum Buffer {
     /// The system's, which grows to several MB.
     Usual,
-    /// A few KB, for a client that never reads ([`socket`]).
+    /// A few KB, for a client that never reads (`socket`).
     Small,
 }
 

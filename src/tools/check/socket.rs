@@ -25,23 +25,12 @@ pub fn connect_small(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
     unsafe extern "C" {
         /// `int socket(int domain, int type, int protocol)`.
         fn socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int;
-        /// `int setsockopt(int fd, int level, int name, const void *value,
-        /// socklen_t length)`.
-        fn setsockopt(
-            fd: c_int,
-            level: c_int,
-            name: c_int,
-            value: *const c_void,
-            length: u32,
-        ) -> c_int;
         /// `int connect(int fd, const struct sockaddr *addr, socklen_t length)`.
         fn connect(fd: c_int, addr: *const c_void, length: u32) -> c_int;
     }
     const AF_INET: c_int = 2;
     const AF_INET6: c_int = 10;
     const SOCK_STREAM_CLOEXEC: c_int = 1 | 0o2000000;
-    const SOL_SOCKET: c_int = 1;
-    const SO_RCVBUF: c_int = 8;
 
     /// `struct sockaddr_in`.
     #[repr(C)]
@@ -70,18 +59,8 @@ pub fn connect_small(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
     // SAFETY: `fd` is a socket just made and owned by nothing else; the
     // stream closes it when dropped, on every path below.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let size: c_int = SMALL_BUFFER;
-    // SAFETY: `size` is a live c_int whose size is passed. A failure
-    // leaves the system's buffer, which only makes a check slower.
-    unsafe {
-        setsockopt(
-            fd,
-            SOL_SOCKET,
-            SO_RCVBUF,
-            (&raw const size).cast(),
-            size_of::<c_int>() as u32,
-        );
-    }
+    // A failure leaves the system's buffer, which only makes a check slower.
+    let _ = crate::sys::set_receive_buffer(&stream, SMALL_BUFFER);
     let port = addr.port().to_be_bytes();
     // SAFETY: each address is a live, fully initialised C struct whose
     // size is passed; `fd` is open (owned by `stream`).
