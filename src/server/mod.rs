@@ -193,11 +193,6 @@ impl Server {
             return self.refuse(&stream, addr, &reason, "server full");
         };
         let write_timeout = self.shared.config.write_timeout;
-        if let Err(e) = peer::set_up(&stream, write_timeout) {
-            drop(slot);
-            let why = format!("cannot set its socket up ({e})");
-            return self.refuse(&stream, addr, OUT_OF_RESOURCES, &why);
-        }
         let peer = Arc::new(Peer::new(stream, id, addr, write_timeout));
         slot.attach(&peer); // listed by the console from its greeting on
         // Held while the thread starts (a system call that does not wait
@@ -266,8 +261,8 @@ impl Server {
     }
 }
 
-/// The reason of `ERR FULL` for a connection the server has no resources
-/// for (no thread, no socket set-up), free slots or not.
+/// The reason of `ERR FULL` for a connection the server has no thread for,
+/// free slots or not.
 const OUT_OF_RESOURCES: &str = "server out of resources (threads or memory), try again later";
 
 /// Starts a session's thread: the [`Spawn`] of a real server.

@@ -99,7 +99,8 @@ impl Undelivered {
 }
 
 impl Peer {
-    /// A new client socket, accepted from `addr` and [`set_up`].
+    /// A new client socket, accepted from `addr` (its session then calls
+    /// [`set_up`]).
     pub(crate) fn new(
         stream: TcpStream,
         id: ConnId,

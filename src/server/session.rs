@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::framing::{Line, LineReader};
 use super::outbox::{Outbox, log_lines};
-use super::peer::{Peer, Undelivered, is_timeout};
+use super::peer::{self, Peer, Undelivered, is_timeout};
 use super::registry::User;
 use super::slots::{Lingering, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
@@ -120,8 +120,19 @@ enum Flow {
 
 impl Session {
     /// The thread of a new connection that holds `slot`, which the accept
-    /// loop greets (and logs): serves it until it ends.
+    /// loop greets (and logs): sets its socket up, then serves it until it
+    /// ends.
     pub(crate) fn start(peer: Arc<Peer>, slot: Slot, shared: Arc<Shared>) {
+        // Set up here rather than in the accept loop, which only has to
+        // greet: its greeting, the socket's first bytes, cannot block.
+        if let Err(e) = peer::set_up(peer.stream(), shared.config.write_timeout) {
+            peer.wait_for_greeting(); // logged after the accept loop's lines
+            let addr = peer.addr;
+            shared.log.event(format_args!(
+                "{addr} dropped: cannot set its socket up ({e})"
+            ));
+            return peer.close();
+        }
         Session::new(peer, slot, shared).run();
     }
 
