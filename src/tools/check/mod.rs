@@ -45,6 +45,63 @@
 //! has a deadline ([`probe`]), each check's connections are closed before
 //! the next check starts, and a server that stops answering fails the
 //! remaining checks at once.
+//!
+//! # How a run goes
+//!
+//! **Spawn mode grades a server completely.** The checker starts the
+//! server as `COMMAND ARGS --bind 127.0.0.1 --port 0`, plus the flags each
+//! check needs: `--max-connections 2` for the limit and slot checks,
+//! `--login-timeout 2` with the default idle timeout and `--idle-timeout 2`
+//! with the default login timeout (so that a server with a single clock
+//! fails), `0` for "never", `--write-timeout 1`, `2` or `3` for the write
+//! timeout and the end of a connection, all three timeouts at
+//! 18446744073709551615 for "every value the command line accepts is
+//! honoured", `--verbose` for the log checks. The command-line checks run
+//! `COMMAND ARGS` themselves, with `--help`, `--version`, bad flags, and
+//! without `--bind`. The port comes from the first line on stderr, which
+//! the contract fixes (`minichat: listening on 127.0.0.1:<port> (max <n>
+//! connections)`); a server whose first line is worded otherwise is still
+//! checked if a port can be found in it, and fails `first-stderr-line`
+//! only. A server that does not start with some flags fails the checks
+//! that need them, with its exit code and its line, and no other.
+//!
+//! **Side by side.** Four lanes take the quick and busy checks, each lane
+//! with a server of its own (shared by the checks that need the same
+//! flags, restarted after a failure); the checks that wait for a timeout,
+//! and the one that times the others, each run on a server of their own
+//! meanwhile. Results are printed in the list's order. A missing reply
+//! costs its wait once per check. The server's stdin is `/dev/null` and its
+//! stderr is read for its whole life (but by the two log checks, which stop
+//! reading it or close it on purpose). Clients that must never read connect
+//! with a small receive buffer (`socket`), so that a server finds their
+//! socket full after a few KB.
+//!
+//! **No server is left behind**: each is stopped by its own PID when its
+//! check ends, whatever the outcome, and on Linux the system kills it if
+//! the checker dies (`PR_SET_PDEATHSIG`), even by `kill -9`. If COMMAND is
+//! a script, it should end with `exec` (`exec python3 server.py "$@"`): the
+//! checker knows the script's PID only.
+//!
+//! **A running server** (`HOST[:PORT]`) gets the checks that need nothing
+//! else: those of the command line and the log are skipped, and so are
+//! those whose settings were not given (`--login-timeout`, ...). The checks
+//! need an idle server: if nothing listens, or it greets with `ERR FULL`,
+//! or `LIST` shows users, the checker says so in one line and exits with 1.
+//!
+//! **The same verdict every run.** Each check uses its own user names (two
+//! digits, the same on every run). A timing check repeats its critical
+//! step, so that a correct server passes every run and a racy one fails
+//! (nearly) every run: 32 leavers in a row for "after `OK QUIT`, the slot
+//! and the name are free at once", 100 logins for "no `RECEIVE` before
+//! `OK CONNECT`". `tests/check.rs` proves it with faulty servers whose race
+//! window is 5 ms: they fail 10 runs of 10, the correct one passes 10 of 10.
+//!
+//! **Not checked**, because it cannot be seen from outside in a few
+//! seconds: the default timeouts (60 s, 600 s, 2 s) and port, the bound on
+//! memory per connection (beyond a 1 MB line), and that `OK SEND` is
+//! written only after its `RECEIVE` (two sockets: the order cannot be seen
+//! without a race). `tests/faulty/ANGLES.md` lists, sentence by sentence of
+//! the contract, the ways to break it and the check that catches each.
 
 pub mod causes;
 pub mod checks;
