@@ -75,8 +75,8 @@ pub const CLI_FIRST_LINE: Rule = rule(
 );
 pub const HUGE_TIMEOUTS: Rule = rule(
     LIMITS,
-    "Un délai accepte tout nombre entier de secondes, jusqu'à 18446744073709551615 : \
-     au-delà d'une centaine d'années, il vaut cette borne, et chaque garantie tient encore.",
+    "Un délai accepte tout nombre entier de secondes, jusqu'à 18446744073709551615, et \
+     chaque garantie tient encore.",
 );
 
 // Lines.
