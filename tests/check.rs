@@ -211,6 +211,29 @@ fn the_list_shows_every_check_with_its_level_section_and_rule() {
     assert!(!stdout.contains("(niveau 2"), "{stdout}");
 }
 
+/// A reader that goes away (`minichat check --list | head -1`) ends the
+/// list quietly: no message about a broken pipe, exit code 0.
+#[test]
+fn the_list_ends_quietly_when_its_reader_has_gone() {
+    // A pipe whose reading end is closed: the stdin of a program that
+    // has ended.
+    let mut gone = std::process::Command::new("true")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = gone.stdin.take().unwrap();
+    gone.wait().unwrap();
+    let output = std::process::Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["check", "--list"])
+        .stdout(pipe)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr, "");
+    assert_eq!(output.status.code(), Some(0));
+}
+
 fn the_faulty_server_without_a_fault_passes_every_check() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::Correct), Vec::new());
     assert!(report.all_passed(), "{printed}");
