@@ -654,6 +654,38 @@ fn a_failure_explains_itself_the_same_way_every_run() {
     assert_eq!(fails(&printed[5]), fails(&printed[6]));
 }
 
+/// A check of several cases reports every case that went wrong.
+fn each_likely_cause_names_the_slip_that_gave_the_answer() {
+    let runs: &[(Fault, &str, &[&str])] = &[(
+        // Every one of the seven bad command lines, not the first only.
+        Fault::UsageErrorTwoLines,
+        "usage-errors",
+        &[
+            "FAIL usage-errors: expected exit code 2 and one line on stderr for each bad command line; 7 of 7 got something else:",
+            "--frobnicate`: got exit code 2 and 2 lines",
+            "--max-connections`: got exit code 2 and 2 lines",
+        ],
+    )];
+    let printed: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = runs
+            .iter()
+            .map(|(fault, name, _)| {
+                scope.spawn(move || check_spawning(&FaultyServer(*fault), owned(&[name])).1)
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for ((fault, name, words), printed) in runs.iter().zip(&printed) {
+        let block = fail_block(printed, name);
+        for words in *words {
+            assert!(
+                block.contains(words),
+                "{fault:?}: {words:?} not in\n{block}"
+            );
+        }
+    }
+}
+
 /// A check whose verdict depends on timing repeats its critical step: a
 /// server whose race window is a few milliseconds fails 10 runs of 10,
 /// and a correct one passes 10 of 10.
@@ -737,6 +769,7 @@ fn the_long_tests_side_by_side() {
         the_binary_passes_every_check_in_spawn_mode,
         a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
         a_failure_explains_itself_the_same_way_every_run,
+        each_likely_cause_names_the_slip_that_gave_the_answer,
         our_server_passes_every_check_it_can_run_while_running,
         a_first_line_worded_otherwise_fails_only_its_check,
         a_server_that_does_not_start_fails_only_the_checks_that_need_it,
