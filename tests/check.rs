@@ -546,6 +546,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         IdleClockRestartsOnWrites: ["idle-timeout-not-restarted-by-receive"], [];
         C0ControlsOnly: ["text-control-characters", "text-forbidden-range-ends"], [];
         LoneCrEndsLine: ["lf-and-crlf-accepted"], ["text-control-characters", "no-spoofing", "line-512-vs-513-bytes"];
+        CrashesOnBlankLine: ["unknown-command"], [];
     });
 }
 
@@ -654,18 +655,30 @@ fn a_failure_explains_itself_the_same_way_every_run() {
     assert_eq!(fails(&printed[5]), fails(&printed[6]));
 }
 
-/// A check of several cases reports every case that went wrong.
+/// Each likely cause is the right one, where two slips give the same
+/// answer: a thread that crashed on a line (named). And a check of several
+/// cases reports every case that went wrong.
 fn each_likely_cause_names_the_slip_that_gave_the_answer() {
-    let runs: &[(Fault, &str, &[&str])] = &[(
-        // Every one of the seven bad command lines, not the first only.
-        Fault::UsageErrorTwoLines,
-        "usage-errors",
-        &[
-            "FAIL usage-errors: expected exit code 2 and one line on stderr for each bad command line; 7 of 7 got something else:",
-            "--frobnicate`: got exit code 2 and 2 lines",
-            "--max-connections`: got exit code 2 and 2 lines",
-        ],
-    )];
+    let runs: &[(Fault, &str, &[&str])] = &[
+        (
+            Fault::CrashesOnBlankLine,
+            "unknown-command",
+            &[
+                "sent \"<U+0009>\", got the end of the stream",
+                "likely cause: the server's thread for this client crashed on the line \"<U+0009>\" (",
+            ],
+        ),
+        (
+            // Every one of the seven bad command lines, not the first only.
+            Fault::UsageErrorTwoLines,
+            "usage-errors",
+            &[
+                "FAIL usage-errors: expected exit code 2 and one line on stderr for each bad command line; 7 of 7 got something else:",
+                "--frobnicate`: got exit code 2 and 2 lines",
+                "--max-connections`: got exit code 2 and 2 lines",
+            ],
+        ),
+    ];
     let printed: Vec<String> = std::thread::scope(|scope| {
         let runs: Vec<_> = runs
             .iter()

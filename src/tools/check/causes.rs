@@ -3,7 +3,7 @@
 //! summary groups the failures one cause explains, so that a student
 //! fixes one slip instead of chasing three failures.
 
-use crate::lang::Lang;
+use crate::lang::{Lang, tr};
 
 /// A known slip, named after the code that makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,13 +40,15 @@ pub enum Cause {
     OneClock,
     /// Timeouts computed by an addition that overflows.
     DeadlineOverflow,
+    /// The connection's thread ended by an uncaught error on a line.
+    ThreadCrashed,
 }
 
 impl Cause {
     /// The cause in one line, naming the code that makes it.
-    pub fn describe(self, lang: Lang) -> &'static str {
+    pub fn describe(self, lang: Lang) -> String {
         use Cause::*;
-        match (self, lang) {
+        let words = match (self, lang) {
             (SplitOnAnyWhitespace, Lang::En) => {
                 "fields split on any whitespace (Python's str.split() or strip(), Java's \
                  split(\"\\\\s+\") or trim()): only U+0020 separates"
@@ -180,6 +182,38 @@ impl Cause {
                 "échéance calculée par maintenant + délai, qui déborde (ou panique) pour un \
                  délai immense : saturez-la"
             }
+            (ThreadCrashed, lang) => return crashed(lang, None),
+        };
+        words.to_owned()
+    }
+
+    /// The cause in one line for a failure, naming the line it happened
+    /// on when the cause is about one ([`Cause::ThreadCrashed`]).
+    pub fn describe_on(self, lang: Lang, line: Option<&str>) -> String {
+        match self {
+            Cause::ThreadCrashed => crashed(lang, line),
+            _ => self.describe(lang),
         }
     }
+}
+
+/// [`Cause::ThreadCrashed`], on `line` (as shown) if it is known.
+fn crashed(lang: Lang, line: Option<&str>) -> String {
+    let on = match line {
+        Some(line) => tr!(lang, "the line {line}", "la ligne {line}"),
+        None => lang
+            .pick("the last line sent", "la dernière ligne envoyée")
+            .to_owned(),
+    };
+    tr!(
+        lang,
+        "the server's thread for this client crashed on {on} (an uncaught error ends the \
+         thread, which closes the socket), for example a field split that finds no verb in a \
+         line of blanks (\"\\t\".split() is [], and [0] raises IndexError): every line gets a \
+         reply, whatever it holds",
+        "le fil du serveur pour ce client a planté sur {on} (une erreur non rattrapée termine le \
+         fil, ce qui ferme la socket), par exemple un découpage en champs qui ne trouve aucun \
+         verbe dans une ligne de blancs (\"\\t\".split() donne [], et [0] lève IndexError) : \
+         chaque ligne reçoit une réponse, quoi qu'elle contienne"
+    )
 }

@@ -50,6 +50,10 @@ pub struct Probe {
     journal: Arc<Journal>,
     /// While polling: a read that times out is not noted.
     quiet: bool,
+    /// The last line sent since a line was last read (as shown): if the
+    /// server closes the connection instead of answering it, a failure
+    /// names it.
+    unanswered: Option<String>,
 }
 
 impl Probe {
@@ -98,6 +102,7 @@ impl Probe {
             wait,
             journal,
             quiet: false,
+            unanswered: None,
         })
     }
 
@@ -111,6 +116,10 @@ impl Probe {
         let shown = shown_bytes(bytes.strip_suffix(b"\n").unwrap_or(bytes));
         let lang = self.lang;
         self.note(tr!(lang, "sent {shown}", "a envoyé {shown}"));
+        if let Some(lines) = bytes.strip_suffix(b"\n") {
+            let last = lines.rsplit(|&b| b == b'\n').next().unwrap_or(lines);
+            self.unanswered = Some(shown_bytes(last));
+        }
         self.writer.write_all(bytes).map_err(|e| {
             let why = error_words(lang, e.kind());
             self.journal.set_failed();
@@ -141,6 +150,9 @@ impl Probe {
             Err(e) if is_reset(&e) => Err(Got::Reset),
             Err(e) => Err(Got::Error(e.kind())),
         };
+        if got.is_ok() {
+            self.unanswered = None;
+        }
         let event = match &got {
             Ok((line, _)) => {
                 let shown = shown_str(line);
@@ -404,6 +416,10 @@ impl Probe {
             "{label} devait recevoir {expected} ; {label} {words}"
         );
         let reset = matches!(got, Got::Reset);
+        let closed_after = match got {
+            Got::Closed | Got::Reset => self.unanswered.clone(),
+            _ => None,
+        };
         let (line, silent) = match got {
             Got::Line(line) | Got::NoCrlf(line) => (Some(line), false),
             Got::NoReply => (None, true),
@@ -413,6 +429,7 @@ impl Probe {
             got: line,
             silent,
             reset,
+            closed_after,
             with_exchanges: true,
             ..Failure::new(what)
         }
