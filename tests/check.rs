@@ -498,7 +498,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         LfOnly: ["replies-end-with-crlf", "connection-limit", "max-connections-flag"], [];
         StripsAllCrs: ["lf-and-crlf-accepted"], [];
         TooLongEarly: ["too-long-once-at-the-lf"], [];
-        SplitsVerbOnUnicodeSpaces: ["spaces-between-fields"], ["unknown-command", "lf-and-crlf-accepted"];
+        SplitsVerbOnUnicodeSpaces: ["spaces-between-fields", "lf-and-crlf-accepted"], ["unknown-command"];
         UnicodeVerbs: ["verbs-ascii-case-only"], [];
         CountsBytes: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
         CountsUtf16: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
@@ -656,10 +656,29 @@ fn a_failure_explains_itself_the_same_way_every_run() {
 }
 
 /// Each likely cause is the right one, where two slips give the same
-/// answer: a thread that crashed on a line (named). And a check of several
-/// cases reports every case that went wrong.
+/// answer: a CR taken away by the line reader or by a split on any
+/// whitespace; a thread that crashed on a line (named). And a check of
+/// several cases reports every case that went wrong.
 fn each_likely_cause_names_the_slip_that_gave_the_answer() {
     let runs: &[(Fault, &str, &[&str])] = &[
+        (
+            Fault::SplitsVerbOnUnicodeSpaces,
+            "lf-and-crlf-accepted",
+            &[
+                "sent \"PING<U+000D><U+000D>\", got \"OK PING\"\n",
+                "likely cause: fields split on any whitespace, tab and CR included",
+            ],
+        ),
+        (
+            Fault::StripsAllCrs,
+            "lf-and-crlf-accepted",
+            &["likely cause: a line reader that also ends a line at a lone CR, or strips every CR"],
+        ),
+        (
+            Fault::LoneCrEndsLine,
+            "lf-and-crlf-accepted",
+            &["likely cause: a line reader that also ends a line at a lone CR"],
+        ),
         (
             Fault::CrashesOnBlankLine,
             "unknown-command",

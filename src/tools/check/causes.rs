@@ -50,12 +50,13 @@ impl Cause {
         use Cause::*;
         let words = match (self, lang) {
             (SplitOnAnyWhitespace, Lang::En) => {
-                "fields split on any whitespace (Python's str.split() or strip(), Java's \
-                 split(\"\\\\s+\") or trim()): only U+0020 separates"
+                "fields split on any whitespace, tab and CR included (Python's str.split() \
+                 or strip(), Java's split(\"\\\\s+\") or trim()): only U+0020 separates"
             }
             (SplitOnAnyWhitespace, Lang::Fr) => {
-                "champs découpés sur n'importe quel blanc (str.split() ou strip() en Python, \
-                 split(\"\\\\s+\") ou trim() en Java) : seul U+0020 sépare"
+                "champs découpés sur n'importe quel blanc, tabulation et CR compris \
+                 (str.split() ou strip() en Python, split(\"\\\\s+\") ou trim() en Java) : \
+                 seul U+0020 sépare"
             }
             (LoneCrEndsLine, Lang::En) => {
                 "a line reader that also ends a line at a lone CR, or strips every CR \

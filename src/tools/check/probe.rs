@@ -50,6 +50,8 @@ pub struct Probe {
     journal: Arc<Journal>,
     /// While polling: a read that times out is not noted.
     quiet: bool,
+    /// While a check looks aside (see [`Probe::aside`]): nothing is noted.
+    muted: bool,
     /// The last line sent since a line was last read (as shown): if the
     /// server closes the connection instead of answering it, a failure
     /// names it.
@@ -102,6 +104,7 @@ impl Probe {
             wait,
             journal,
             quiet: false,
+            muted: false,
             unanswered: None,
         })
     }
@@ -133,7 +136,19 @@ impl Probe {
     }
 
     fn note(&self, event: String) {
-        self.journal.note(&self.label, event);
+        if !self.muted {
+            self.journal.note(&self.label, event);
+        }
+    }
+
+    /// Runs `look` without noting what it sends and gets: a check that
+    /// has failed sends a line more to tell two likely causes apart, and
+    /// the failure shows the exchanges as they were when it failed.
+    pub fn aside<T>(&mut self, look: impl FnOnce(&mut Probe) -> T) -> T {
+        self.muted = true;
+        let looked = look(self);
+        self.muted = false;
+        looked
     }
 
     /// Reads the next line within the wait, noting it; `Err` tells what
