@@ -657,8 +657,9 @@ fn a_failure_explains_itself_the_same_way_every_run() {
 
 /// Each likely cause is the right one, where two slips give the same
 /// answer: a CR taken away by the line reader or by a split on any
-/// whitespace; a thread that crashed on a line (named). And a check of
-/// several cases reports every case that went wrong.
+/// whitespace; a thread that crashed on a line (named); a log that blocks
+/// on its pipe or dies when it is closed. And a check of several cases
+/// reports every case that went wrong.
 fn each_likely_cause_names_the_slip_that_gave_the_answer() {
     let runs: &[(Fault, &str, &[&str])] = &[
         (
@@ -686,6 +687,16 @@ fn each_likely_cause_names_the_slip_that_gave_the_answer() {
                 "sent \"<U+0009>\", got the end of the stream",
                 "likely cause: the server's thread for this client crashed on the line \"<U+0009>\" (",
             ],
+        ),
+        (
+            Fault::LogBlocks,
+            "log-pipe-nobody-reads",
+            &["likely cause: the log written straight to stderr (print(), System.err, eprintln!)"],
+        ),
+        (
+            Fault::LogDiesWhenClosed,
+            "log-stderr-closed",
+            &["likely cause: a write to a closed stderr that raises or panics"],
         ),
         (
             // Every one of the seven bad command lines, not the first only.

@@ -42,6 +42,10 @@ pub enum Cause {
     DeadlineOverflow,
     /// The connection's thread ended by an uncaught error on a line.
     ThreadCrashed,
+    /// The log written straight to a stderr that nobody reads.
+    LogBlocks,
+    /// A write to a closed stderr that raises or panics.
+    LogDiesWhenClosed,
 }
 
 impl Cause {
@@ -184,6 +188,27 @@ impl Cause {
                  délai immense : saturez-la"
             }
             (ThreadCrashed, lang) => return crashed(lang, None),
+            (LogBlocks, Lang::En) => {
+                "the log written straight to stderr (print(), System.err, eprintln!): once \
+                 the pipe that nobody reads is full, every write to it blocks, and the server \
+                 with it; log through a bounded queue that one thread writes out, and drop \
+                 (and count) the lines it cannot take"
+            }
+            (LogBlocks, Lang::Fr) => {
+                "journal écrit directement sur la sortie d'erreur (print(), System.err, \
+                 eprintln!) : une fois plein le tube que personne ne lit, chaque écriture \
+                 bloque, et le serveur avec ; journalisez par une file bornée qu'un fil écrit, \
+                 et jetez (en les comptant) les lignes qu'elle ne peut pas prendre"
+            }
+            (LogDiesWhenClosed, Lang::En) => {
+                "a write to a closed stderr that raises or panics (print() without try, \
+                 eprintln!): the log must ignore its own write errors"
+            }
+            (LogDiesWhenClosed, Lang::Fr) => {
+                "écriture sur une sortie d'erreur fermée qui lève une erreur ou panique \
+                 (print() sans try, eprintln!) : le journal doit ignorer ses propres erreurs \
+                 d'écriture"
+            }
         };
         words.to_owned()
     }

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::super::Lab;
+use super::super::causes::Cause;
 use super::super::launch::{self, Launcher, Process, START_WAIT};
 use super::super::probe::{Failure, error_words, shown_str};
 use super::super::settings::{ServerFlags, Stderr};
@@ -306,8 +307,23 @@ fn first_line(lang: Lang, process: &mut dyn Process, shown: &str) -> Result<Stri
 
 /// The operator's log never stops or slows the server: with `--verbose`
 /// (a log line for every line in and out) and its stderr a pipe nobody
-/// reads, or closed, it keeps serving every client.
-pub fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
+/// reads, it keeps serving every client.
+pub fn log_pipe_nobody_reads(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    // A server that stops answering is stuck writing its log.
+    log_never_blocks(lab).map_err(|f| f.likely_if(Cause::LogBlocks, |f| f.silent))
+}
+
+/// The same with its stderr closed.
+pub fn log_stderr_closed(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    // A server that closes the connection (or cannot be reached) died
+    // writing its log: what came is no line, and came at once.
+    log_never_blocks(lab)
+        .map_err(|f| f.likely_if(Cause::LogDiesWhenClosed, |f| f.got.is_none() && !f.silent))
+}
+
+/// Keeps a logged-in client busy (20,000 pipelined PINGs), then logs five
+/// more in and out, then relays a message.
+fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const PINGS: usize = 20_000;
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
