@@ -517,7 +517,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         IgnoresMaxConnections: ["max-connections-flag"], ["first-stderr-line"];
         SlotLeakOnReset: ["slot-reused-after-reset"], [];
         SlotFreedWhenClientCloses: ["quit-frees-slot-and-name-at-once"], [];
-        ClosesWithoutLingering: ["quit-delivers-owed-lines-then-ends", "timeout-delivers-owed-lines-then-ends"], ["quit-ends-within-write-timeout"];
+        ClosesWithoutLingering: ["quit-delivers-owed-lines-then-ends", "quit-ends-within-write-timeout", "huge-timeouts-honoured", "timeout-delivers-owed-lines-then-ends"], [];
         LingersForever: ["quit-ends-within-write-timeout", "timeout-delivers-owed-lines-then-ends"], [];
         // No write timeout, so no time to linger after the last line either.
         NoWriteTimeout: ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client", "write-timeout-others-undelayed"], ["timeout-delivers-owed-lines-then-ends"];
@@ -657,9 +657,10 @@ fn a_failure_explains_itself_the_same_way_every_run() {
 
 /// Each likely cause is the right one, where two slips give the same
 /// answer: a CR taken away by the line reader or by a split on any
-/// whitespace; a thread that crashed on a line (named); a log that blocks
-/// on its pipe or dies when it is closed. And a check of several cases
-/// reports every case that went wrong.
+/// whitespace; a close without lingering or a deadline that overflows; a
+/// thread that crashed on a line (named); a log that blocks on its pipe or
+/// dies when it is closed. And a check of several cases reports every case
+/// that went wrong.
 fn each_likely_cause_names_the_slip_that_gave_the_answer() {
     let runs: &[(Fault, &str, &[&str])] = &[
         (
@@ -687,6 +688,19 @@ fn each_likely_cause_names_the_slip_that_gave_the_answer() {
                 "sent \"<U+0009>\", got the end of the stream",
                 "likely cause: the server's thread for this client crashed on the line \"<U+0009>\" (",
             ],
+        ),
+        (
+            Fault::ClosesWithoutLingering,
+            "huge-timeouts-honoured",
+            &[
+                "FAIL huge-timeouts-honoured: with its three timeouts at 18446744073709551615 s, the server reset (RST)",
+                "likely cause: the socket closed right after OK QUIT without reading what the client still sends (then quit-delivers-owed-lines-then-ends fails too",
+            ],
+        ),
+        (
+            Fault::HugeTimeoutOverflows,
+            "huge-timeouts-honoured",
+            &["likely cause: a deadline computed as now + timeout, which overflows"],
         ),
         (
             Fault::LogBlocks,
@@ -743,6 +757,9 @@ fn a_racy_server_fails_every_run_and_a_correct_one_passes_every_run() {
             Fault::VisibleBeforeOkConnect,
             "no-receive-before-ok-connect",
         ),
+        // The late input is at the server before it closes: a reset, every
+        // run, not only when a late line beats the close.
+        (Fault::ClosesWithoutLingering, "huge-timeouts-honoured"),
     ];
     for (fault, name) in races {
         for (server, fails) in [(fault, true), (Fault::Correct, false)] {

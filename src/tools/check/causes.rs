@@ -40,6 +40,9 @@ pub enum Cause {
     OneClock,
     /// Timeouts computed by an addition that overflows.
     DeadlineOverflow,
+    /// With huge timeouts, the connection reset after `OK QUIT`: no
+    /// lingering at all, or a lingering deadline that overflows.
+    NoLingeringOrHugeDeadline,
     /// The connection's thread ended by an uncaught error on a line.
     ThreadCrashed,
     /// The log written straight to a stderr that nobody reads.
@@ -186,6 +189,19 @@ impl Cause {
             (DeadlineOverflow, Lang::Fr) => {
                 "échéance calculée par maintenant + délai, qui déborde (ou panique) pour un \
                  délai immense : saturez-la"
+            }
+            (NoLingeringOrHugeDeadline, Lang::En) => {
+                "the socket closed right after OK QUIT without reading what the client still \
+                 sends (then quit-delivers-owed-lines-then-ends fails too: see its cause); if \
+                 that check passes, the end of the lingering computed as now + write timeout, \
+                 which overflows (or panics) with this huge timeout: saturate it"
+            }
+            (NoLingeringOrHugeDeadline, Lang::Fr) => {
+                "socket fermée juste après OK QUIT sans lire ce que le client envoie encore \
+                 (quit-delivers-owed-lines-then-ends échoue alors aussi : voyez sa cause) ; si \
+                 cette vérification-là réussit, fin de la fermeture traînante calculée par \
+                 maintenant + délai d'écriture, qui déborde (ou panique) avec ce délai immense : \
+                 saturez-la"
             }
             (ThreadCrashed, lang) => return crashed(lang, None),
             (LogBlocks, Lang::En) => {
