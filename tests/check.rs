@@ -763,16 +763,25 @@ fn a_racy_server_fails_every_run_and_a_correct_one_passes_every_run() {
     ];
     for (fault, name) in races {
         for (server, fails) in [(fault, true), (Fault::Correct, false)] {
-            let verdicts: Vec<bool> = (0..RUNS)
+            let runs: Vec<(bool, String)> = (0..RUNS)
                 .map(|_| {
-                    let (report, _) = check_spawning(&FaultyServer(server), owned(&[name]));
-                    report.failed() == 1
+                    let (report, printed) = check_spawning(&FaultyServer(server), owned(&[name]));
+                    let words = match report.failed() {
+                        1 => fail_block(&printed, name),
+                        _ => String::new(),
+                    };
+                    (report.failed() == 1, words)
                 })
                 .collect();
+            let verdicts: Vec<bool> = runs.iter().map(|(failed, _)| *failed).collect();
             assert!(
                 verdicts.iter().all(|&failed| failed == fails),
                 "{server:?} on {name}: {verdicts:?}"
             );
+            // The same fault in the same words, whichever round lost.
+            for (_, words) in &runs[1..] {
+                assert_eq!(words, &runs[0].1, "{server:?} on {name}");
+            }
         }
     }
 }

@@ -266,10 +266,15 @@ impl Probe {
     }
 
     /// `QUIT`, `OK QUIT`, then the close: once this returns, the server has
-    /// seen the connection end.
+    /// seen the connection end. The client then closes its side too, as
+    /// clients do, which ends the server's lingering (the runner's own
+    /// handle on the socket would keep it open until the check ends, and
+    /// a server lingers only for so many connections at once).
     pub fn quit(mut self) -> Result<(), Failure> {
         self.ask("QUIT", "OK QUIT")?;
-        self.expect_closed()
+        self.expect_closed()?;
+        self.hang_up();
+        Ok(())
     }
 
     /// Shuts down both directions at once, without QUIT: an abrupt leave.

@@ -110,37 +110,68 @@ pub fn slot_reused_after_reset(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// race some of the time: 32 rounds make it lose on nearly every run).
 pub fn quit_frees_at_once(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const LEAVERS: usize = 32;
+    const QUIT: &[u8] = b"QUIT\nPING\nFROB\n";
     let lang = lab.lang();
-    let late = |f: Failure| {
-        f.noting(lang.pick(
-            "right after a client read OK QUIT",
-            "juste après qu'un client a lu OK QUIT",
-        ))
-        .likely_if(Cause::ReleasedAfterLastLine, |f| {
-            f.got_starts_with("ERR FULL") || f.got_starts_with("ERR NAME_TAKEN")
-        })
-    };
     let mut open = fill(lab)?;
     let name = lab.name("full0x"); // the first connection fill() logs in
+    // One label for every newcomer, and the failure in words of its own:
+    // the same whichever round loses the race.
+    let label = extra(lab);
+    let late = |f: Failure, newcomer_did: &str| {
+        let f = f.noting(lang.pick(
+            "right after a client read OK QUIT",
+            "juste après qu'un client a lu OK QUIT",
+        ));
+        let Some(got) = f
+            .got
+            .as_deref()
+            .filter(|got| probe::is_error(got, "FULL") || probe::is_error(got, "NAME_TAKEN"))
+        else {
+            return f;
+        };
+        let (quit, got) = (
+            probe::shown_bytes(QUIT.trim_ascii_end()),
+            probe::shown_str(got),
+        );
+        Failure {
+            exchanges: vec![
+                tr!(
+                    lang,
+                    "{name}: sent {quit}, got \"OK QUIT\", still connected",
+                    "{name} : a envoyé {quit}, a reçu \"OK QUIT\", toujours connecté"
+                ),
+                tr!(
+                    lang,
+                    "{label}: {newcomer_did}got {got}",
+                    "{label} : {newcomer_did}a reçu {got}"
+                ),
+            ],
+            with_exchanges: false,
+            ..f
+        }
+        .likely(Cause::ReleasedAfterLastLine)
+    };
     let Some(mut leaver) = (!open.is_empty()).then(|| open.remove(0)) else {
         return Err(Failure::new(lab.lang().pick(
             "the server allows no connection",
             "le serveur n'accepte aucune connexion",
         )));
     };
+    let logging_in = tr!(
+        lang,
+        "got \"OK WELCOME …\", sent \"CONNECT {name}\", ",
+        "a reçu \"OK WELCOME …\", a envoyé \"CONNECT {name}\", "
+    );
     let mut gone = Vec::new();
     for _ in 0..LEAVERS {
-        leaver.send_bytes(b"QUIT\nPING\nFROB\n")?;
+        leaver.send_bytes(QUIT)?;
         leaver.expect("OK QUIT")?;
-        // One label for every newcomer (the same words whichever round
-        // loses the race).
-        let label = extra(lab);
         let mut back = lab
             .connect_when_free(&label, Instant::now())
-            .map_err(late)?;
+            .map_err(|f| late(f, ""))?;
         leaver.send("PING")?; // still sending, still not closed
         back.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
-            .map_err(late)?;
+            .map_err(|f| late(f, &logging_in))?;
         gone.push(std::mem::replace(&mut leaver, back));
     }
     Ok(())
