@@ -3,7 +3,8 @@
 //!
 //! Nothing here may panic on a closed stdout or stderr (`minichat --help |
 //! head -1`): every message is written with [`say`], which ignores a
-//! failed write.
+//! failed write, and a report whose reader has gone ends quietly
+//! (`minichat check --list | head`).
 
 use std::fmt::Display;
 use std::io::{self, Write};
@@ -74,6 +75,13 @@ fn check(options: &CheckOptions) -> ExitCode {
     match check::run(options, &mut io::stdout().lock()) {
         Ok(report) if report.all_passed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
+        // The reader has gone (`minichat check --list | head`): nobody is
+        // left to tell. The list was printed as far as it was wanted; a
+        // run was cut short, so it cannot say that every check passed.
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => match options.list {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        },
         Err(error) => {
             say(
                 io::stderr(),

@@ -211,6 +211,29 @@ fn the_list_shows_every_check_with_its_level_section_and_rule() {
     assert!(!stdout.contains("(niveau 2"), "{stdout}");
 }
 
+/// A reader that goes away (`minichat check --list | head -1`) ends the
+/// list quietly: no message about a broken pipe, exit code 0.
+#[test]
+fn the_list_ends_quietly_when_its_reader_has_gone() {
+    // A pipe whose reading end is closed: the stdin of a program that
+    // has ended.
+    let mut gone = std::process::Command::new("true")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = gone.stdin.take().unwrap();
+    gone.wait().unwrap();
+    let output = std::process::Command::cargo_bin("minichat")
+        .unwrap()
+        .args(["check", "--list"])
+        .stdout(pipe)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr, "");
+    assert_eq!(output.status.code(), Some(0));
+}
+
 fn the_faulty_server_without_a_fault_passes_every_check() {
     let (report, printed) = check_spawning(&FaultyServer(Fault::Correct), Vec::new());
     assert!(report.all_passed(), "{printed}");
@@ -475,7 +498,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         LfOnly: ["replies-end-with-crlf", "connection-limit", "max-connections-flag"], [];
         StripsAllCrs: ["lf-and-crlf-accepted"], [];
         TooLongEarly: ["too-long-once-at-the-lf"], [];
-        SplitsVerbOnUnicodeSpaces: ["spaces-between-fields"], ["unknown-command", "lf-and-crlf-accepted"];
+        SplitsVerbOnUnicodeSpaces: ["spaces-between-fields", "lf-and-crlf-accepted"], ["unknown-command"];
         UnicodeVerbs: ["verbs-ascii-case-only"], [];
         CountsBytes: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
         CountsUtf16: ["text-length-counts-characters"], ["line-512-vs-513-bytes"];
@@ -494,7 +517,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         IgnoresMaxConnections: ["max-connections-flag"], ["first-stderr-line"];
         SlotLeakOnReset: ["slot-reused-after-reset"], [];
         SlotFreedWhenClientCloses: ["quit-frees-slot-and-name-at-once"], [];
-        ClosesWithoutLingering: ["quit-delivers-owed-lines-then-ends", "timeout-delivers-owed-lines-then-ends"], ["quit-ends-within-write-timeout"];
+        ClosesWithoutLingering: ["quit-delivers-owed-lines-then-ends", "quit-ends-within-write-timeout", "huge-timeouts-honoured", "timeout-delivers-owed-lines-then-ends"], [];
         LingersForever: ["quit-ends-within-write-timeout", "timeout-delivers-owed-lines-then-ends"], [];
         // No write timeout, so no time to linger after the last line either.
         NoWriteTimeout: ["write-timeout-drops-stuck-recipient", "write-timeout-drops-deaf-client", "write-timeout-others-undelayed"], ["timeout-delivers-owed-lines-then-ends"];
@@ -523,6 +546,7 @@ fn each_faulty_server_fails_the_check_of_its_rule_and_no_neighbour() {
         IdleClockRestartsOnWrites: ["idle-timeout-not-restarted-by-receive"], [];
         C0ControlsOnly: ["text-control-characters", "text-forbidden-range-ends"], [];
         LoneCrEndsLine: ["lf-and-crlf-accepted"], ["text-control-characters", "no-spoofing", "line-512-vs-513-bytes"];
+        CrashesOnBlankLine: ["unknown-command"], [];
     });
 }
 
@@ -631,6 +655,94 @@ fn a_failure_explains_itself_the_same_way_every_run() {
     assert_eq!(fails(&printed[5]), fails(&printed[6]));
 }
 
+/// Each likely cause is the right one, where two slips give the same
+/// answer: a CR taken away by the line reader or by a split on any
+/// whitespace; a close without lingering or a deadline that overflows; a
+/// thread that crashed on a line (named); a log that blocks on its pipe or
+/// dies when it is closed. And a check of several cases reports every case
+/// that went wrong.
+fn each_likely_cause_names_the_slip_that_gave_the_answer() {
+    let runs: &[(Fault, &str, &[&str])] = &[
+        (
+            Fault::SplitsVerbOnUnicodeSpaces,
+            "lf-and-crlf-accepted",
+            &[
+                "sent \"PING<U+000D><U+000D>\", got \"OK PING\"\n",
+                "likely cause: fields split on any whitespace, tab and CR included",
+            ],
+        ),
+        (
+            Fault::StripsAllCrs,
+            "lf-and-crlf-accepted",
+            &["likely cause: a line reader that also ends a line at a lone CR, or strips every CR"],
+        ),
+        (
+            Fault::LoneCrEndsLine,
+            "lf-and-crlf-accepted",
+            &["likely cause: a line reader that also ends a line at a lone CR"],
+        ),
+        (
+            Fault::CrashesOnBlankLine,
+            "unknown-command",
+            &[
+                "sent \"<U+0009>\", got the end of the stream",
+                "likely cause: the server's thread for this client crashed on the line \"<U+0009>\" (",
+            ],
+        ),
+        (
+            Fault::ClosesWithoutLingering,
+            "huge-timeouts-honoured",
+            &[
+                "FAIL huge-timeouts-honoured: with its three timeouts at 18446744073709551615 s, the server reset (RST)",
+                "likely cause: the socket closed right after OK QUIT without reading what the client still sends (then quit-delivers-owed-lines-then-ends fails too",
+            ],
+        ),
+        (
+            Fault::HugeTimeoutOverflows,
+            "huge-timeouts-honoured",
+            &["likely cause: a deadline computed as now + timeout, which overflows"],
+        ),
+        (
+            Fault::LogBlocks,
+            "log-pipe-nobody-reads",
+            &["likely cause: the log written straight to stderr (print(), System.err, eprintln!)"],
+        ),
+        (
+            Fault::LogDiesWhenClosed,
+            "log-stderr-closed",
+            &["likely cause: a write to a closed stderr that raises or panics"],
+        ),
+        (
+            // Every one of the seven bad command lines, not the first only.
+            Fault::UsageErrorTwoLines,
+            "usage-errors",
+            &[
+                "FAIL usage-errors: expected exit code 2 and one line on stderr for each bad command line; 7 of 7 got something else:",
+                "--frobnicate`: got exit code 2 and 2 lines",
+                "--max-connections`: got exit code 2 and 2 lines",
+            ],
+        ),
+    ];
+    let printed: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = runs
+            .iter()
+            .map(|(fault, name, _)| {
+                scope.spawn(move || check_spawning(&FaultyServer(*fault), owned(&[name])).1)
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for ((fault, name, words), printed) in runs.iter().zip(&printed) {
+        let block = fail_block(printed, name);
+        for words in *words {
+            assert!(
+                block.contains(words),
+                "{fault:?}: {words:?} not in\n{block}"
+            );
+        }
+    }
+}
+
 /// A check whose verdict depends on timing repeats its critical step: a
 /// server whose race window is a few milliseconds fails 10 runs of 10,
 /// and a correct one passes 10 of 10.
@@ -645,19 +757,31 @@ fn a_racy_server_fails_every_run_and_a_correct_one_passes_every_run() {
             Fault::VisibleBeforeOkConnect,
             "no-receive-before-ok-connect",
         ),
+        // The late input is at the server before it closes: a reset, every
+        // run, not only when a late line beats the close.
+        (Fault::ClosesWithoutLingering, "huge-timeouts-honoured"),
     ];
     for (fault, name) in races {
         for (server, fails) in [(fault, true), (Fault::Correct, false)] {
-            let verdicts: Vec<bool> = (0..RUNS)
+            let runs: Vec<(bool, String)> = (0..RUNS)
                 .map(|_| {
-                    let (report, _) = check_spawning(&FaultyServer(server), owned(&[name]));
-                    report.failed() == 1
+                    let (report, printed) = check_spawning(&FaultyServer(server), owned(&[name]));
+                    let words = match report.failed() {
+                        1 => fail_block(&printed, name),
+                        _ => String::new(),
+                    };
+                    (report.failed() == 1, words)
                 })
                 .collect();
+            let verdicts: Vec<bool> = runs.iter().map(|(failed, _)| *failed).collect();
             assert!(
                 verdicts.iter().all(|&failed| failed == fails),
                 "{server:?} on {name}: {verdicts:?}"
             );
+            // The same fault in the same words, whichever round lost.
+            for (_, words) in &runs[1..] {
+                assert_eq!(words, &runs[0].1, "{server:?} on {name}");
+            }
         }
     }
 }
@@ -714,6 +838,7 @@ fn the_long_tests_side_by_side() {
         the_binary_passes_every_check_in_spawn_mode,
         a_racy_server_fails_every_run_and_a_correct_one_passes_every_run,
         a_failure_explains_itself_the_same_way_every_run,
+        each_likely_cause_names_the_slip_that_gave_the_answer,
         our_server_passes_every_check_it_can_run_while_running,
         a_first_line_worded_otherwise_fails_only_its_check,
         a_server_that_does_not_start_fails_only_the_checks_that_need_it,

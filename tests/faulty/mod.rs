@@ -137,6 +137,11 @@ pub enum Fault {
     C0ControlsOnly,
     /// Ends a line at a lone CR too (universal newlines, `readLine`).
     LoneCrEndsLine,
+    // Angles found by a student's first server (see ANGLES.md).
+    /// A line of blanks that are not all spaces (a tab) ends the
+    /// connection's thread, as Python's `line.split()[0]` does (an
+    /// `IndexError`): the connection closes without a reply.
+    CrashesOnBlankLine,
 }
 
 use Fault::*;
@@ -673,6 +678,12 @@ impl Session {
             let mut out = Vec::new();
             let mut end = None;
             for line in self.frame(&buffer[..n], &mut out) {
+                if self.crashes_on(&line) {
+                    // The replies so far were written as they came; then the
+                    // thread is gone, and its socket with it.
+                    let _ = self.shared.write(&self.conn, &out);
+                    return End::Gone { reset: false };
+                }
                 if let Some(last) = self.handle(line, &mut out) {
                     end = Some(last);
                     break; // lines after QUIT are not carried out
@@ -685,6 +696,19 @@ impl Session {
                 return End::Gone { reset: false };
             }
         }
+    }
+
+    /// True when `line` ends the thread ([`CrashesOnBlankLine`]): blanks,
+    /// not all of them spaces, so that a split on any whitespace finds no
+    /// verb.
+    fn crashes_on(&self, line: &Line) -> bool {
+        let Line::Complete(bytes) = line else {
+            return false;
+        };
+        let text = std::str::from_utf8(bytes).unwrap_or("x");
+        self.shared.fault == CrashesOnBlankLine
+            && !text.trim_matches(' ').is_empty()
+            && text.split_whitespace().next().is_none()
     }
 
     /// True when the client has closed its side after what was just read

@@ -3,7 +3,7 @@
 //! summary groups the failures one cause explains, so that a student
 //! fixes one slip instead of chasing three failures.
 
-use crate::lang::Lang;
+use crate::lang::{Lang, tr};
 
 /// A known slip, named after the code that makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,20 +40,30 @@ pub enum Cause {
     OneClock,
     /// Timeouts computed by an addition that overflows.
     DeadlineOverflow,
+    /// With huge timeouts, the connection reset after `OK QUIT`: no
+    /// lingering at all, or a lingering deadline that overflows.
+    NoLingeringOrHugeDeadline,
+    /// The connection's thread ended by an uncaught error on a line.
+    ThreadCrashed,
+    /// The log written straight to a stderr that nobody reads.
+    LogBlocks,
+    /// A write to a closed stderr that raises or panics.
+    LogDiesWhenClosed,
 }
 
 impl Cause {
     /// The cause in one line, naming the code that makes it.
-    pub fn describe(self, lang: Lang) -> &'static str {
+    pub fn describe(self, lang: Lang) -> String {
         use Cause::*;
-        match (self, lang) {
+        let words = match (self, lang) {
             (SplitOnAnyWhitespace, Lang::En) => {
-                "fields split on any whitespace (Python's str.split() or strip(), Java's \
-                 split(\"\\\\s+\") or trim()): only U+0020 separates"
+                "fields split on any whitespace, tab and CR included (Python's str.split() \
+                 or strip(), Java's split(\"\\\\s+\") or trim()): only U+0020 separates"
             }
             (SplitOnAnyWhitespace, Lang::Fr) => {
-                "champs découpés sur n'importe quel blanc (str.split() ou strip() en Python, \
-                 split(\"\\\\s+\") ou trim() en Java) : seul U+0020 sépare"
+                "champs découpés sur n'importe quel blanc, tabulation et CR compris \
+                 (str.split() ou strip() en Python, split(\"\\\\s+\") ou trim() en Java) : \
+                 seul U+0020 sépare"
             }
             (LoneCrEndsLine, Lang::En) => {
                 "a line reader that also ends a line at a lone CR, or strips every CR \
@@ -180,6 +190,72 @@ impl Cause {
                 "échéance calculée par maintenant + délai, qui déborde (ou panique) pour un \
                  délai immense : saturez-la"
             }
+            (NoLingeringOrHugeDeadline, Lang::En) => {
+                "the socket closed right after OK QUIT without reading what the client still \
+                 sends (then quit-delivers-owed-lines-then-ends fails too: see its cause); if \
+                 that check passes, the end of the lingering computed as now + write timeout, \
+                 which overflows (or panics) with this huge timeout: saturate it"
+            }
+            (NoLingeringOrHugeDeadline, Lang::Fr) => {
+                "socket fermée juste après OK QUIT sans lire ce que le client envoie encore \
+                 (quit-delivers-owed-lines-then-ends échoue alors aussi : voyez sa cause) ; si \
+                 cette vérification-là réussit, fin de la fermeture traînante calculée par \
+                 maintenant + délai d'écriture, qui déborde (ou panique) avec ce délai immense : \
+                 saturez-la"
+            }
+            (ThreadCrashed, lang) => return crashed(lang, None),
+            (LogBlocks, Lang::En) => {
+                "the log written straight to stderr (print(), System.err, eprintln!): once \
+                 the pipe that nobody reads is full, every write to it blocks, and the server \
+                 with it; log through a bounded queue that one thread writes out, and drop \
+                 (and count) the lines it cannot take"
+            }
+            (LogBlocks, Lang::Fr) => {
+                "journal écrit directement sur la sortie d'erreur (print(), System.err, \
+                 eprintln!) : une fois plein le tube que personne ne lit, chaque écriture \
+                 bloque, et le serveur avec ; journalisez par une file bornée qu'un fil écrit, \
+                 et jetez (en les comptant) les lignes qu'elle ne peut pas prendre"
+            }
+            (LogDiesWhenClosed, Lang::En) => {
+                "a write to a closed stderr that raises or panics (print() without try, \
+                 eprintln!): the log must ignore its own write errors"
+            }
+            (LogDiesWhenClosed, Lang::Fr) => {
+                "écriture sur une sortie d'erreur fermée qui lève une erreur ou panique \
+                 (print() sans try, eprintln!) : le journal doit ignorer ses propres erreurs \
+                 d'écriture"
+            }
+        };
+        words.to_owned()
+    }
+
+    /// The cause in one line for a failure, naming the line it happened
+    /// on when the cause is about one ([`Cause::ThreadCrashed`]).
+    pub fn describe_on(self, lang: Lang, line: Option<&str>) -> String {
+        match self {
+            Cause::ThreadCrashed => crashed(lang, line),
+            _ => self.describe(lang),
         }
     }
+}
+
+/// [`Cause::ThreadCrashed`], on `line` (as shown) if it is known.
+fn crashed(lang: Lang, line: Option<&str>) -> String {
+    let on = match line {
+        Some(line) => tr!(lang, "the line {line}", "la ligne {line}"),
+        None => lang
+            .pick("the last line sent", "la dernière ligne envoyée")
+            .to_owned(),
+    };
+    tr!(
+        lang,
+        "the server's thread for this client crashed on {on} (an uncaught error ends the \
+         thread, which closes the socket), for example a field split that finds no verb in a \
+         line of blanks (\"\\t\".split() is [], and [0] raises IndexError): every line gets a \
+         reply, whatever it holds",
+        "le fil du serveur pour ce client a planté sur {on} (une erreur non rattrapée termine le \
+         fil, ce qui ferme la socket), par exemple un découpage en champs qui ne trouve aucun \
+         verbe dans une ligne de blancs (\"\\t\".split() donne [], et [0] lève IndexError) : \
+         chaque ligne reçoit une réponse, quoi qu'elle contienne"
+    )
 }

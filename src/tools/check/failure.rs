@@ -29,6 +29,9 @@ pub struct Failure {
     pub silent: bool,
     /// True when the connection was reset (RST) instead.
     pub reset: bool,
+    /// The line (as shown) that the server closed the connection after,
+    /// instead of answering it (a thread that crashed on it, likely).
+    pub closed_after: Option<String>,
     /// True when the exchanges of the check's connections explain this
     /// failure (an expectation that a line did not meet). A failure a
     /// check words itself (a bound crossed while lines flood in) stands
@@ -102,7 +105,7 @@ impl Failure {
             out.push_str(&format!(
                 "\n    {} {}",
                 lang.pick("likely cause:", "cause probable :"),
-                cause.describe(lang)
+                cause.describe_on(lang, self.closed_after.as_deref())
             ));
         }
         out

@@ -126,6 +126,7 @@ use std::time::{Duration, Instant};
 
 use crate::lang::{Lang, tr};
 use crate::tools::remote::Target;
+use causes::Cause;
 pub use checks::{Check, Needs, Pace};
 pub use failure::Failure;
 pub use lab::Lab;
@@ -307,6 +308,13 @@ pub(super) fn run_check(check: &Check, lab: Lab<'_>) -> Outcome {
                 failure.exchanges = lab.exchanges();
             }
             failure.rule.get_or_insert(check.rule);
+            // A close instead of a reply, and nothing more precise to say:
+            // the server's thread for the client likely crashed on the line.
+            // (Not in the checks that wait for a timeout: the server closes
+            // connections there, and a close is more likely the timeout's.)
+            if failure.closed_after.is_some() && matches!(check.pace, Pace::Quick | Pace::Busy) {
+                failure.cause.get_or_insert(Cause::ThreadCrashed);
+            }
             lab.close(Instant::now());
             Verdict::Failed(failure)
         }

@@ -50,6 +50,12 @@ pub struct Probe {
     journal: Arc<Journal>,
     /// While polling: a read that times out is not noted.
     quiet: bool,
+    /// While a check looks aside (see [`Probe::aside`]): nothing is noted.
+    muted: bool,
+    /// The last line sent since a line was last read (as shown): if the
+    /// server closes the connection instead of answering it, a failure
+    /// names it.
+    unanswered: Option<String>,
 }
 
 impl Probe {
@@ -98,6 +104,8 @@ impl Probe {
             wait,
             journal,
             quiet: false,
+            muted: false,
+            unanswered: None,
         })
     }
 
@@ -111,6 +119,10 @@ impl Probe {
         let shown = shown_bytes(bytes.strip_suffix(b"\n").unwrap_or(bytes));
         let lang = self.lang;
         self.note(tr!(lang, "sent {shown}", "a envoyé {shown}"));
+        if let Some(lines) = bytes.strip_suffix(b"\n") {
+            let last = lines.rsplit(|&b| b == b'\n').next().unwrap_or(lines);
+            self.unanswered = Some(shown_bytes(last));
+        }
         self.writer.write_all(bytes).map_err(|e| {
             let why = error_words(lang, e.kind());
             self.journal.set_failed();
@@ -124,7 +136,19 @@ impl Probe {
     }
 
     fn note(&self, event: String) {
-        self.journal.note(&self.label, event);
+        if !self.muted {
+            self.journal.note(&self.label, event);
+        }
+    }
+
+    /// Runs `look` without noting what it sends and gets: a check that
+    /// has failed sends a line more to tell two likely causes apart, and
+    /// the failure shows the exchanges as they were when it failed.
+    pub fn aside<T>(&mut self, look: impl FnOnce(&mut Probe) -> T) -> T {
+        self.muted = true;
+        let looked = look(self);
+        self.muted = false;
+        looked
     }
 
     /// Reads the next line within the wait, noting it; `Err` tells what
@@ -141,6 +165,9 @@ impl Probe {
             Err(e) if is_reset(&e) => Err(Got::Reset),
             Err(e) => Err(Got::Error(e.kind())),
         };
+        if got.is_ok() {
+            self.unanswered = None;
+        }
         let event = match &got {
             Ok((line, _)) => {
                 let shown = shown_str(line);
@@ -239,10 +266,15 @@ impl Probe {
     }
 
     /// `QUIT`, `OK QUIT`, then the close: once this returns, the server has
-    /// seen the connection end.
+    /// seen the connection end. The client then closes its side too, as
+    /// clients do, which ends the server's lingering (the runner's own
+    /// handle on the socket would keep it open until the check ends, and
+    /// a server lingers only for so many connections at once).
     pub fn quit(mut self) -> Result<(), Failure> {
         self.ask("QUIT", "OK QUIT")?;
-        self.expect_closed()
+        self.expect_closed()?;
+        self.hang_up();
+        Ok(())
     }
 
     /// Shuts down both directions at once, without QUIT: an abrupt leave.
@@ -404,6 +436,10 @@ impl Probe {
             "{label} devait recevoir {expected} ; {label} {words}"
         );
         let reset = matches!(got, Got::Reset);
+        let closed_after = match got {
+            Got::Closed | Got::Reset => self.unanswered.clone(),
+            _ => None,
+        };
         let (line, silent) = match got {
             Got::Line(line) | Got::NoCrlf(line) => (Some(line), false),
             Got::NoReply => (None, true),
@@ -413,6 +449,7 @@ impl Probe {
             got: line,
             silent,
             reset,
+            closed_after,
             with_exchanges: true,
             ..Failure::new(what)
         }

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::super::Lab;
+use super::super::causes::Cause;
 use super::super::launch::{self, Launcher, Process, START_WAIT};
 use super::super::probe::{Failure, error_words, shown_str};
 use super::super::settings::{ServerFlags, Stderr};
@@ -37,6 +38,9 @@ struct Ended {
 /// How long a program run for `--help`, `--version` or a usage error may
 /// take to end.
 const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// How many bad command lines [`usage_errors`] runs at once.
+const USAGE_WAVE: usize = 4;
 
 /// Runs the program with `args` to its end (at most [`EXIT_WAIT`]).
 fn run_to_end(lang: Lang, launcher: &dyn Launcher, args: &[&str]) -> Result<Ended, Failure> {
@@ -141,30 +145,68 @@ pub fn usage_errors(lab: &mut Lab<'_>) -> Result<(), Failure> {
         &["--bind", "127.0.0.1", "--port", "0", "--max-connections"],
     ];
     let lang = lab.lang();
-    for args in cases {
-        let ended = run_to_end(lang, launcher, args)?;
-        if ended.code != Some(2) || ended.stderr.len() != 1 {
-            let (shown, exit) = (shown(launcher, args), exit(lang, ended.code));
-            let lines = match ended.stderr.as_slice() {
-                [] => lang.pick("no line", "aucune ligne").to_owned(),
-                [line] => {
-                    let line = shown_str(line);
-                    tr!(lang, "one line ({line})", "une ligne ({line})")
+    // Every case that goes wrong is reported, so that one run shows all
+    // there is to mend. A few side by side: a server that starts instead
+    // of refusing its flags costs the exit wait once per wave, not once
+    // per case, and the programs starting at once leave the machine to
+    // the checks that time the server meanwhile.
+    let mut wrong = Vec::new();
+    for wave in cases.chunks(USAGE_WAVE) {
+        thread::scope(|scope| {
+            let runs: Vec<_> = wave
+                .iter()
+                .map(|args| scope.spawn(move || usage_error(lang, launcher, args)))
+                .collect();
+            for run in runs {
+                match run.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(what)) => wrong.push(what),
+                    Err(_) => wrong.push("a thread of the checker panicked".to_owned()),
                 }
-                lines => {
-                    let (n, first) = (lines.len(), shown_str(&lines[0]));
-                    tr!(lang, "{n} lines ({first}, …)", "{n} lignes ({first}, …)")
-                }
-            };
-            return Err(Failure::new(tr!(
-                lang,
-                "`{shown}`: expected exit code 2 and one line on stderr; got {exit} and {lines}",
-                "`{shown}` : code de sortie 2 et une ligne sur la sortie d'erreur attendus ; \
-                 obtenu {exit} et {lines}"
-            )));
-        }
+            }
+        });
     }
-    Ok(())
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let (n, total) = (wrong.len(), cases.len());
+    Err(Failure {
+        exchanges: wrong,
+        ..Failure::new(tr!(
+            lang,
+            "expected exit code 2 and one line on stderr for each bad command line; {n} of \
+             {total} got something else:",
+            "code de sortie 2 et une ligne sur la sortie d'erreur attendus pour chaque ligne de \
+             commande fautive ; {n} sur {total} ont obtenu autre chose :"
+        ))
+    })
+}
+
+/// Runs the program with `args`, a usage error: `Err` says what came
+/// instead of exit code 2 and one line on stderr.
+fn usage_error(lang: Lang, launcher: &dyn Launcher, args: &[&str]) -> Result<(), String> {
+    let shown = shown(launcher, args);
+    let ended = run_to_end(lang, launcher, args).map_err(|f| f.what)?;
+    if ended.code == Some(2) && ended.stderr.len() == 1 {
+        return Ok(());
+    }
+    let exit = exit(lang, ended.code);
+    let lines = match ended.stderr.as_slice() {
+        [] => lang.pick("no line", "aucune ligne").to_owned(),
+        [line] => {
+            let line = shown_str(line);
+            tr!(lang, "one line ({line})", "une ligne ({line})")
+        }
+        lines => {
+            let (n, first) = (lines.len(), shown_str(&lines[0]));
+            tr!(lang, "{n} lines ({first}, …)", "{n} lignes ({first}, …)")
+        }
+    };
+    Err(tr!(
+        lang,
+        "`{shown}`: got {exit} and {lines}",
+        "`{shown}` : obtenu {exit} et {lines}"
+    ))
 }
 
 fn exit(lang: Lang, code: Option<i32>) -> String {
@@ -265,8 +307,23 @@ fn first_line(lang: Lang, process: &mut dyn Process, shown: &str) -> Result<Stri
 
 /// The operator's log never stops or slows the server: with `--verbose`
 /// (a log line for every line in and out) and its stderr a pipe nobody
-/// reads, or closed, it keeps serving every client.
-pub fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
+/// reads, it keeps serving every client.
+pub fn log_pipe_nobody_reads(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    // A server that stops answering is stuck writing its log.
+    log_never_blocks(lab).map_err(|f| f.likely_if(Cause::LogBlocks, |f| f.silent))
+}
+
+/// The same with its stderr closed.
+pub fn log_stderr_closed(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    // A server that closes the connection (or cannot be reached) died
+    // writing its log: what came is no line, and came at once.
+    log_never_blocks(lab)
+        .map_err(|f| f.likely_if(Cause::LogDiesWhenClosed, |f| f.got.is_none() && !f.silent))
+}
+
+/// Keeps a logged-in client busy (20,000 pipelined PINGs), then logs five
+/// more in and out, then relays a message.
+fn log_never_blocks(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const PINGS: usize = 20_000;
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;

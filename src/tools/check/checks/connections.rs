@@ -110,37 +110,68 @@ pub fn slot_reused_after_reset(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// race some of the time: 32 rounds make it lose on nearly every run).
 pub fn quit_frees_at_once(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const LEAVERS: usize = 32;
+    const QUIT: &[u8] = b"QUIT\nPING\nFROB\n";
     let lang = lab.lang();
-    let late = |f: Failure| {
-        f.noting(lang.pick(
-            "right after a client read OK QUIT",
-            "juste après qu'un client a lu OK QUIT",
-        ))
-        .likely_if(Cause::ReleasedAfterLastLine, |f| {
-            f.got_starts_with("ERR FULL") || f.got_starts_with("ERR NAME_TAKEN")
-        })
-    };
     let mut open = fill(lab)?;
     let name = lab.name("full0x"); // the first connection fill() logs in
+    // One label for every newcomer, and the failure in words of its own:
+    // the same whichever round loses the race.
+    let label = extra(lab);
+    let late = |f: Failure, newcomer_did: &str| {
+        let f = f.noting(lang.pick(
+            "right after a client read OK QUIT",
+            "juste après qu'un client a lu OK QUIT",
+        ));
+        let Some(got) = f
+            .got
+            .as_deref()
+            .filter(|got| probe::is_error(got, "FULL") || probe::is_error(got, "NAME_TAKEN"))
+        else {
+            return f;
+        };
+        let (quit, got) = (
+            probe::shown_bytes(QUIT.trim_ascii_end()),
+            probe::shown_str(got),
+        );
+        Failure {
+            exchanges: vec![
+                tr!(
+                    lang,
+                    "{name}: sent {quit}, got \"OK QUIT\", still connected",
+                    "{name} : a envoyé {quit}, a reçu \"OK QUIT\", toujours connecté"
+                ),
+                tr!(
+                    lang,
+                    "{label}: {newcomer_did}got {got}",
+                    "{label} : {newcomer_did}a reçu {got}"
+                ),
+            ],
+            with_exchanges: false,
+            ..f
+        }
+        .likely(Cause::ReleasedAfterLastLine)
+    };
     let Some(mut leaver) = (!open.is_empty()).then(|| open.remove(0)) else {
         return Err(Failure::new(lab.lang().pick(
             "the server allows no connection",
             "le serveur n'accepte aucune connexion",
         )));
     };
+    let logging_in = tr!(
+        lang,
+        "got \"OK WELCOME …\", sent \"CONNECT {name}\", ",
+        "a reçu \"OK WELCOME …\", a envoyé \"CONNECT {name}\", "
+    );
     let mut gone = Vec::new();
     for _ in 0..LEAVERS {
-        leaver.send_bytes(b"QUIT\nPING\nFROB\n")?;
+        leaver.send_bytes(QUIT)?;
         leaver.expect("OK QUIT")?;
-        // One label for every newcomer (the same words whichever round
-        // loses the race).
-        let label = extra(lab);
         let mut back = lab
             .connect_when_free(&label, Instant::now())
-            .map_err(late)?;
+            .map_err(|f| late(f, ""))?;
         leaver.send("PING")?; // still sending, still not closed
         back.ask(&format!("CONNECT {name}"), &format!("OK CONNECT {name}"))
-            .map_err(late)?;
+            .map_err(|f| late(f, &logging_in))?;
         gone.push(std::mem::replace(&mut leaver, back));
     }
     Ok(())
@@ -162,12 +193,9 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
         .map(|i| format!("SEND {alice} m{i}\n"))
         .collect();
     b.send_bytes(batch.as_bytes())?;
-    // More input behind QUIT than a server reads at once: one that closes
-    // without reading the rest resets the connection.
     let mut late = a.writer()?;
-    let mut lines = format!("PING\nLIST\nSEND {alice} self\nHELP\nQUIT\n");
-    lines.push_str(&"FROB after quit\n".repeat(16 * 1024));
-    send_after_quit(&mut late, lines.as_bytes(), lang)?;
+    let before = format!("PING\nLIST\nSEND {alice} self\nHELP\n");
+    send_after_quit(&mut late, &quit_then_more(&before), lang)?;
     for _ in 0..3 {
         thread::sleep(Duration::from_millis(50)); // pacing, not waiting for the server
         send_after_quit(&mut late, b"PING\n", lang)?;
@@ -242,6 +270,17 @@ pub fn quit_delivers_owed_lines(lab: &mut Lab<'_>) -> Result<(), Failure> {
     b.sync()
 }
 
+/// `before`, `QUIT`, then more input behind it than a server reads at
+/// once (256 KB of lines), all in one write: when the server closes,
+/// that input is already there, unread by a server that does not
+/// linger, so that its system resets the connection every time, not
+/// only when a late line happens to arrive before the close.
+fn quit_then_more(before: &str) -> Vec<u8> {
+    let mut lines = format!("{before}QUIT\n");
+    lines.push_str(&"FROB after quit\n".repeat(16 * 1024));
+    lines.into_bytes()
+}
+
 /// Sends lines around QUIT. A broken pipe is no failure: the server may
 /// have ended the connection cleanly already (its end of stream, then its
 /// close); nor is a write that times out (a server that stops reading
@@ -256,7 +295,7 @@ fn send_after_quit(writer: &mut TcpStream, bytes: &[u8], lang: Lang) -> Result<(
 
 /// The failure of a connection reset after its last line.
 pub(super) fn reset_after_last_line(lang: Lang) -> Failure {
-    Failure::new(lang.pick(
+    let failure = Failure::new(lang.pick(
         "the lines the client sent after its last line met a reset (RST) of the connection, \
          without a clean end of stream (FIN) first: a reset destroys the lines on their way",
         "les lignes envoyées par le client après sa dernière ligne ont rencontré une \
@@ -264,19 +303,27 @@ pub(super) fn reset_after_last_line(lang: Lang) -> Failure {
          reset détruit les lignes en route",
     ))
     .because(&rules::RESET)
-    .likely(Cause::NoLingeringClose)
+    .likely(Cause::NoLingeringClose);
+    Failure {
+        reset: true,
+        ..failure
+    }
 }
 
 /// After `QUIT`, the connection ends within the write timeout, even if the
-/// client keeps sending; and it ends cleanly (FIN, then the close), not
-/// with a reset.
+/// client keeps sending (256 KB right behind `QUIT`, then a line every
+/// 50 ms); and it ends cleanly (FIN, then the close), not with a reset.
 pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> {
     let lang = lab.lang();
     let write_timeout = lab.settings().write_timeout.unwrap_or(lab.wait());
     let mut c = lab.login(&lab.name("chatty"))?;
-    c.ask("QUIT", "OK QUIT")?;
-    let quit = Instant::now();
     let mut writer = c.writer()?;
+    let quit = Instant::now();
+    send_after_quit(&mut writer, &quit_then_more(""), lang)?;
+    c.expect("OK QUIT").map_err(|f| match f.reset {
+        true => reset_after_last_line(lang),
+        false => f,
+    })?;
     let watched = write_timeout + END_GRACE * 2;
     let end = send_until_closed(&mut writer, quit + watched, || false);
     let (timeout, bound) = (
@@ -285,10 +332,10 @@ pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> 
     );
     let expected = tr!(
         lang,
-        "after OK QUIT, the client sent PING every 50 ms; expected the connection to end within \
-         the write timeout ({timeout}, so by {bound})",
-        "après OK QUIT, le client a envoyé PING toutes les 50 ms ; la connexion devait se \
-         terminer dans le délai d'écriture ({timeout}, donc avant {bound})"
+        "after QUIT, the client sent 256 KB of lines, then PING every 50 ms; expected the \
+         connection to end within the write timeout ({timeout}, so by {bound})",
+        "après QUIT, le client a envoyé 256 Ko de lignes, puis PING toutes les 50 ms ; la \
+         connexion devait se terminer dans le délai d'écriture ({timeout}, donc avant {bound})"
     );
     match end {
         Some((_, io::ErrorKind::ConnectionReset)) => Err(reset_after_last_line(lang)),
@@ -311,21 +358,44 @@ pub fn quit_ends_within_write_timeout(lab: &mut Lab<'_>) -> Result<(), Failure> 
 
 /// Whatever value the command line accepts, every guarantee holds: with
 /// its three timeouts at 18446744073709551615 s, the server relays a
-/// message, and a `QUIT` followed by a late line still gets every reply,
-/// then the end of the stream. (A server that computes `now + timeout`
-/// overflows, or panics, as soon as it computes a deadline.)
+/// message, and a `QUIT` with more input behind it (as in
+/// `quit-delivers-owed-lines-then-ends`) and a late line still gets every
+/// reply, then a clean end of the stream. (A server that computes
+/// `now + timeout` overflows, or panics, as soon as it computes a
+/// deadline; one whose lingering ends at an overflowed deadline closes at
+/// once, with the input unread: a reset.)
 pub fn huge_timeouts_honoured(lab: &mut Lab<'_>) -> Result<(), Failure> {
+    let lang = lab.lang();
     let overflow = |f: Failure| f.likely(Cause::DeadlineOverflow);
+    let ending = |f: Failure| match f.reset {
+        true => reset_with_huge_timeouts(lang),
+        false => f.likely(Cause::NoLingeringOrHugeDeadline),
+    };
     let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice).map_err(overflow)?;
     let mut b = lab.login(&bob).map_err(overflow)?;
     deliver(&mut a, &alice, &mut b, &bob, "still here").map_err(overflow)?;
-    a.send_bytes(b"PING\nQUIT\n")?;
-    a.expect("OK PING").map_err(overflow)?;
-    a.expect("OK QUIT").map_err(overflow)?;
-    a.send("PING")?; // a late line, after QUIT
-    a.expect_clean_end(lab.wait()).map_err(overflow)?;
+    let mut late = a.writer()?;
+    send_after_quit(&mut late, &quit_then_more("PING\n"), lang).map_err(ending)?;
+    a.expect("OK PING").map_err(ending)?;
+    a.expect("OK QUIT").map_err(ending)?;
+    send_after_quit(&mut late, b"PING\n", lang).map_err(ending)?; // a late line
+    a.expect_clean_end(lab.wait()).map_err(ending)?;
     b.sync().map_err(overflow)
+}
+
+/// The failure of [`huge_timeouts_honoured`] when the connection is reset
+/// after `QUIT`: in its own words (the huge timeouts), and its own cause.
+fn reset_with_huge_timeouts(lang: Lang) -> Failure {
+    Failure::new(lang.pick(
+        "with its three timeouts at 18446744073709551615 s, the server reset (RST) the \
+         connection after QUIT instead of ending it cleanly (FIN): the lines the client sent \
+         behind QUIT were still unread, and a reset destroys the lines on their way",
+        "avec ses trois délais à 18446744073709551615 s, le serveur a réinitialisé (reset) la \
+         connexion après QUIT au lieu de la terminer proprement (FIN) : les lignes envoyées par \
+         le client derrière QUIT n'étaient pas lues, et un reset détruit les lignes en route",
+    ))
+    .likely(Cause::NoLingeringOrHugeDeadline)
 }
 
 /// A client that closes its side after its lines (a half-close, as

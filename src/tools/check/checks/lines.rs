@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::Lab;
 use super::super::causes::Cause;
-use super::super::probe::{Failure, Probe, shown_str};
+use super::super::probe::{self, Failure, Probe, shown_str};
 use super::super::rules;
 use crate::lang::tr;
 
@@ -55,22 +55,46 @@ pub fn lf_and_crlf_accepted(lab: &mut Lab<'_>) -> Result<(), Failure> {
     c.expect("OK PING")?;
     c.send_bytes(b"LIST\r\n")?;
     c.expect_prefix("OK LIST")?;
-    // A reader that ends lines at a lone CR, or strips every CR, answers
-    // these as PING.
-    let lone_cr = |f: Failure| {
-        f.likely_if(Cause::LoneCrEndsLine, |f| {
-            f.got_starts_with("OK ") || f.got_starts_with("RECEIVE ")
-        })
-    };
-    for line in [&b"PING\r\r\n"[..], b"\rPING\n", b"PI\rNG\n"] {
-        c.ask_error_bytes(line, "UNKNOWN_COMMAND")
-            .map_err(lone_cr)?;
+    let lines = [&b"PING\r\r\n"[..], b"\rPING\n", b"PI\rNG\n"];
+    for line in lines {
+        if let Err(f) = c.ask_error_bytes(line, "UNKNOWN_COMMAND") {
+            return Err(cr_taken_away(&mut c, f));
+        }
     }
     c.ask(&format!("CONNECT {name}\r"), &format!("OK CONNECT {name}"))?;
-    c.ask_error_bytes(format!("SEND {name} hi\r\r\n").as_bytes(), "BAD_TEXT")
-        .map_err(lone_cr)?;
+    let send = format!("SEND {name} hi\r\r\n");
+    if let Err(f) = c.ask_error_bytes(send.as_bytes(), "BAD_TEXT") {
+        return Err(cr_taken_away(&mut c, f));
+    }
     // `PI<CR>NG` read as two lines gets two replies: the second shows here.
-    c.sync().map_err(lone_cr)
+    c.sync().map_err(|f| cr_taken_away(&mut c, f))
+}
+
+/// The likely cause of a line with a CR in it taken for a command (or a
+/// text without it): a line reader that ends lines at a lone CR or strips
+/// every CR, or fields split on any whitespace (CR is whitespace to
+/// Python's `str.split()`). One line more tells them apart: `PING<TAB>`
+/// is `OK PING` only to the split.
+fn cr_taken_away(c: &mut Probe, f: Failure) -> Failure {
+    if !(f.got_starts_with("OK ") || f.got_starts_with("RECEIVE ")) {
+        return f;
+    }
+    let split = c.aside(|c| {
+        c.send("PING\t")?;
+        // The reply to PING<TAB>, past what the line that failed still
+        // had coming (the OK SEND after a RECEIVE).
+        for _ in 0..3 {
+            let line = c.line("\"OK PING\"")?;
+            if line == "OK PING" || probe::is_error(&line, "UNKNOWN_COMMAND") {
+                return Ok(line == "OK PING");
+            }
+        }
+        Ok::<bool, Failure>(false)
+    });
+    match split {
+        Ok(true) => f.likely(Cause::SplitOnAnyWhitespace),
+        _ => f.likely(Cause::LoneCrEndsLine),
+    }
 }
 
 /// Empty lines and lines of spaces get no reply.

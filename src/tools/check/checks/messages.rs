@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::super::Lab;
 use super::super::causes::Cause;
 use super::super::probe::{self, Failure, Probe};
+use super::super::rules;
 use super::deliver;
 use crate::lang::tr;
 
@@ -324,34 +325,25 @@ pub fn no_spoofing(lab: &mut Lab<'_>) -> Result<(), Failure> {
 /// while that name logs in (a server that registers the name, then
 /// writes `OK CONNECT` a moment later, loses the race); 100 logins in a
 /// row, so that even a window of microseconds is found on most runs.
+/// Every round has the same name and text, freed between rounds, so that
+/// the round that loses the race reads the same on every run.
 pub fn no_receive_before_ok_connect(lab: &mut Lab<'_>) -> Result<(), Failure> {
     const LOGINS: usize = 100;
     const BURST: usize = 4;
-    let alice = lab.name("alice");
+    const TEXT: &str = "hello";
+    let (alice, bob) = (lab.name("alice"), lab.name("bob"));
     let mut a = lab.login(&alice)?;
     let wait = lab.wait();
-    for round in 0..LOGINS {
-        let bob = lab.name(&format!("bob{round}x"));
+    let burst = format!("SEND {bob} {TEXT}\n").repeat(BURST);
+    for _ in 0..LOGINS {
         let mut b = lab.connect(&bob)?;
-        let text = format!("hello {round}");
-        let burst = format!("SEND {bob} {text}\n").repeat(BURST);
         let delivered = thread::scope(|scope| -> Result<usize, Failure> {
             let a = &mut a;
             let (bob, burst) = (&bob, &burst);
             let sender = scope.spawn(move || -> Result<usize, Failure> {
                 let until = Instant::now() + wait;
-                let expected = format!("\"OK SEND {bob}\" / \"ERR NO_SUCH_USER …\"");
                 loop {
-                    a.send_bytes(burst.as_bytes())?;
-                    let mut delivered = 0;
-                    for _ in 0..BURST {
-                        let line = a.line(&expected)?;
-                        if line == format!("OK SEND {bob}") {
-                            delivered += 1;
-                        } else if !probe::is_error(&line, "NO_SUCH_USER") {
-                            return Err(a.mismatch(&expected, &line));
-                        }
-                    }
+                    let delivered = sends_delivered(a, bob, burst, BURST)?;
                     if delivered > 0 {
                         return Ok(delivered);
                     }
@@ -367,19 +359,94 @@ pub fn no_receive_before_ok_connect(lab: &mut Lab<'_>) -> Result<(), Failure> {
                 }
             });
             b.send(&format!("CONNECT {bob}"))?;
-            let first = b.expect(&format!("OK CONNECT {bob}"));
+            let first = ok_connect_first(&mut b, &alice, bob, TEXT);
             let sent = sender
                 .join()
                 .unwrap_or_else(|_| Err(Failure::new("the sender's thread panicked")));
             first.and(sent)
         })?;
         for _ in 0..delivered {
-            b.expect(&format!("RECEIVE {alice} {text}"))?;
+            b.expect(&format!("RECEIVE {alice} {TEXT}"))?;
         }
-        b.hang_up();
-        lab.forget(&bob);
+        // The name is free again before the next round: the sender finds
+        // nobody (a server may free it a moment after OK QUIT).
+        b.quit()?;
+        let until = Instant::now() + wait;
+        while sends_delivered(&mut a, &bob, &format!("SEND {bob} {TEXT}\n"), 1)? > 0 {
+            if Instant::now() > until {
+                let waited = a.lang.seconds(wait);
+                return Err(Failure::new(tr!(
+                    a.lang,
+                    "{bob} quit, yet SEND {bob} still found it after {waited}",
+                    "{bob} est parti, mais SEND {bob} le trouvait encore au bout de {waited}"
+                ))
+                .because(&rules::NAME_RELEASED));
+            }
+        }
     }
     Ok(())
+}
+
+/// Sends `lines` (`count` SENDs to `to`) and reads their replies: how many
+/// were delivered (`OK SEND`), the others finding nobody.
+fn sends_delivered(a: &mut Probe, to: &str, lines: &str, count: usize) -> Result<usize, Failure> {
+    let expected = format!("\"OK SEND {to}\" / \"ERR NO_SUCH_USER …\"");
+    a.send_bytes(lines.as_bytes())?;
+    let mut delivered = 0;
+    for _ in 0..count {
+        let line = a.line(&expected)?;
+        if line == format!("OK SEND {to}") {
+            delivered += 1;
+        } else if !probe::is_error(&line, "NO_SUCH_USER") {
+            return Err(a.mismatch(&expected, &line));
+        }
+    }
+    Ok(delivered)
+}
+
+/// Requires `OK CONNECT <name>` as the first line after `CONNECT`. A
+/// `RECEIVE` first is the fault this check looks for: it is told in the
+/// same words every run (what came after it, and how often the sender had
+/// sent, depend on the timing).
+fn ok_connect_first(b: &mut Probe, sender: &str, name: &str, text: &str) -> Result<(), Failure> {
+    let lang = b.lang;
+    let ok = format!("OK CONNECT {name}");
+    let shown_ok = probe::shown_str(&ok);
+    let line = b.line(&shown_ok)?;
+    let receive = format!("RECEIVE {sender} {text}");
+    if line == ok {
+        return Ok(());
+    }
+    if line != receive {
+        return Err(b.mismatch(&shown_ok, &line));
+    }
+    let (shown_receive, send) = (
+        probe::shown_str(&receive),
+        probe::shown_str(&format!("SEND {name} {text}")),
+    );
+    let connect = probe::shown_str(&format!("CONNECT {name}"));
+    Err(Failure {
+        exchanges: vec![
+            tr!(
+                lang,
+                "{sender}: sent {send}, four at a time, again and again, while {name} logged in",
+                "{sender} : a envoyé {send}, quatre à la fois, encore et encore, pendant que \
+                 {name} s'identifiait"
+            ),
+            tr!(
+                lang,
+                "{name}: got \"OK WELCOME …\", sent {connect}, got {shown_receive}",
+                "{name} : a reçu \"OK WELCOME …\", a envoyé {connect}, a reçu {shown_receive}"
+            ),
+        ],
+        ..Failure::new(tr!(
+            lang,
+            "expected {name} to get {shown_ok} before any RECEIVE; {name} got {shown_receive} \
+             first",
+            "{name} devait recevoir {shown_ok} avant tout RECEIVE ; {name} a reçu {shown_receive} \
+             d'abord"
+        ))
+    })
 }
 
 #[cfg(test)]

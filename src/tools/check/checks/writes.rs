@@ -264,15 +264,7 @@ pub fn deaf_client_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
         gone
     })?;
     let blocked = *blocked_at.lock().unwrap_or_else(PoisonError::into_inner);
-    let timeout_shown = lang.seconds(timeout);
-    let expected = tr!(
-        lang,
-        "{deaf} sent HELP without end and never read a reply; expected it to be dropped within \
-         {DEAF_TIMEOUTS} times the write timeout ({timeout_shown}) once its socket was full",
-        "{deaf} a envoyé HELP sans fin sans jamais lire de réponse ; il devait être déconnecté \
-         dans les {DEAF_TIMEOUTS} délais d'écriture ({timeout_shown}) suivant le remplissage de \
-         sa socket"
-    );
+    let expected = deaf_expected(lang, &deaf, bound);
     let Some(gone) = gone else {
         return Err(Failure::new(tr!(
             lang,
@@ -293,6 +285,20 @@ pub fn deaf_client_dropped(lab: &mut Lab<'_>) -> Result<(), Failure> {
     drop(probe);
     let mut back = lab.connect(&lab.nth(3))?;
     back.ask(&format!("CONNECT {deaf}"), &format!("OK CONNECT {deaf}"))
+}
+
+/// What [`deaf_client_dropped`] expected of the client `deaf`, dropped
+/// within `bound` ([`DEAF_TIMEOUTS`] write timeouts).
+fn deaf_expected(lang: Lang, deaf: &str, bound: Duration) -> String {
+    let in_all = lang.seconds(bound);
+    tr!(
+        lang,
+        "{deaf} sent HELP without end and never read a reply; expected it to be dropped within \
+         {DEAF_TIMEOUTS} times the write timeout ({in_all} in all) once its socket was full",
+        "{deaf} a envoyé HELP sans fin sans jamais lire de réponse ; il devait être déconnecté \
+         en moins de {DEAF_TIMEOUTS} fois le délai d'écriture ({in_all} en tout) une fois sa \
+         socket pleine"
+    )
 }
 
 /// Writes `line` (a short line with a reply: `HELP`, `LIST`) without end,
@@ -476,5 +482,25 @@ fn read_flood_replies(
             );
             return Err(sender.mismatch(&expected, &line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound in all, not one write timeout beside a count of them.
+    #[test]
+    fn the_deaf_clients_bound_reads_as_a_total() {
+        let bound = Duration::from_secs(1) * DEAF_TIMEOUTS;
+        assert!(
+            deaf_expected(Lang::Fr, "deaf50", bound).contains(
+                "en moins de 3 fois le délai d'écriture (3 s en tout) une fois sa socket"
+            )
+        );
+        assert!(
+            deaf_expected(Lang::En, "deaf50", bound)
+                .contains("within 3 times the write timeout (3 s in all) once its socket was full")
+        );
     }
 }
