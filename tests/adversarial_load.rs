@@ -504,3 +504,37 @@ fn pipelined_lists_do_not_grow_the_servers_memory() {
     assert!(grown_mib < 32, "the server grew by {grown_mib} MiB");
     assert!(dropped, "the flooders were not dropped");
 }
+
+/// A sender held by a recipient that does not read keeps sending `PING`s
+/// while its session waits on the recipient's socket, for longer than the
+/// idle timeout (a write timeout longer than the idle timeout is allowed).
+/// Those lines arrived in time: the sender is not closed as idle, and
+/// gets every reply once the recipient is dropped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sender_held_by_a_stuck_recipient_is_not_idle() {
+    let idle = Duration::from_secs(1);
+    let server = start(Config {
+        idle_timeout: Some(idle),
+        write_timeout: idle * 2,
+        ..config()
+    });
+    let stuck = Client::login(server, "stuck"); // never reads
+    common::shrink_receive_buffer(&stuck.writer, 4096);
+    let mut sender = Client::login(server, "held");
+    let (_, owed) = sender.fill_until_blocked("stuck");
+    // Its session is blocked on stuck's socket: these wait in its own.
+    let mut pings = 0;
+    let started = Instant::now();
+    while started.elapsed() < idle * 3 / 2 {
+        thread::sleep(idle / 4); // the client's pace, not a synchronisation
+        sender.send("PING");
+        pings += 1;
+    }
+    sender.read_owed_replies("stuck", owed);
+    for _ in 0..pings {
+        sender.expect("OK PING"); // not ERR TIMEOUT
+    }
+    sender.sync();
+    drop(stuck);
+}

@@ -253,3 +253,68 @@ fn a_kicked_minichat_connect_ends_though_its_input_stays_open() {
     assert_eq!(stderr, "minichat: the server closed the connection\n");
     drop(input); // open until the client had ended
 }
+
+/// A kick in the middle of a flood, of a client that reads its messages
+/// and keeps sending: the connection is closed after the line being
+/// written, and the kicked client still reads every `RECEIVE` line its
+/// sender got `OK SEND` for, whole, then the end of its stream. (Closing
+/// with its input unread reset the connection, which threw away the lines
+/// still on their way and could cut one.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kicked_reader_gets_every_line_confirmed_to_its_sender_and_no_cut_one() {
+    let mut server = Operated::start(&["--write-timeout", "1"]);
+    let mut bob = Client::login(server.addr, "bob");
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob_writer = bob.writer.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut read = Vec::new();
+        let mut chunk = [0; 512];
+        loop {
+            // bob keeps sending while he reads: his input is never empty
+            if bob_writer.write_all(b"PING\n").is_err() {
+                // the server closed; what is left is still to be read
+            }
+            match std::io::Read::read(&mut bob.reader, &mut chunk) {
+                Ok(0) => return (read, true),
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+                Err(_) => return (read, false),
+            }
+            thread::sleep(std::time::Duration::from_millis(2)); // his pace
+        }
+    });
+    let flood = "SEND bob a message for bob, who reads and sends at once\n".repeat(50);
+    let mut confirmed = 0;
+    let started = std::time::Instant::now();
+    let mut kicked = false;
+    'flooding: loop {
+        alice.send_raw(flood.as_bytes());
+        for _ in 0..50 {
+            let reply = alice.line();
+            if reply == "OK SEND bob" {
+                confirmed += 1;
+            } else {
+                assert!(reply.starts_with("ERR NO_SUCH_USER "), "{reply}");
+                if kicked {
+                    break 'flooding;
+                }
+            }
+        }
+        if !kicked && started.elapsed() > std::time::Duration::from_millis(300) {
+            server.ask("kick bob", |_| true);
+            kicked = true;
+        }
+    }
+    let (read, clean) = reader.join().unwrap();
+    let read = String::from_utf8(read).unwrap();
+    let tail = &read[read.len().saturating_sub(40)..];
+    assert!(read.ends_with("\r\n"), "a cut line: {tail:?}");
+    let received = read
+        .lines()
+        .filter(|l| l.starts_with("RECEIVE alice "))
+        .count();
+    assert_eq!(
+        received, confirmed,
+        "lines read, for OK SEND; clean end: {clean}"
+    );
+}

@@ -229,6 +229,53 @@ fn the_largest_timeouts_keep_every_guarantee() {
     waiting.ask("CONNECT forever", "OK CONNECT forever");
 }
 
+/// After `QUIT`, a client that keeps sending and reads its replies slowly
+/// (100 KB a second): the replies take longer than the write timeout to
+/// reach it. The server lingers while they are on their way, so every
+/// `OK PING`, then `OK QUIT`, then a clean end of stream arrive; a close at
+/// the write timeout, with the client's junk unread, reset the connection
+/// and threw the rest away.
+#[cfg(target_os = "linux")]
+fn a_slow_reader_that_keeps_sending_after_quit_gets_every_reply() {
+    const PINGS: usize = 40_000;
+    let server = start(Config {
+        write_timeout: Duration::from_secs(1),
+        ..config()
+    });
+    let client = Client::login(server, "slow");
+    let mut stream = client.writer.try_clone().unwrap();
+    let mut batch = "PING\n".repeat(PINGS);
+    batch.push_str("QUIT\n");
+    stream.write_all(batch.as_bytes()).unwrap();
+    let mut writer = client.writer.try_clone().unwrap();
+    let junk = thread::spawn(move || {
+        // The attack's pace: a line every 10 ms until the server closes.
+        while writer.write_all(b"PING\n").is_ok() {
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let mut read = Vec::new();
+    let mut chunk = [0; 4096];
+    loop {
+        match std::io::Read::read(&mut stream, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => read.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("no clean end after {} bytes: {e}", read.len()),
+        }
+        thread::sleep(Duration::from_millis(20)); // reading at 200 KB/s
+    }
+    let expected = format!("{}OK QUIT\r\n", "OK PING\r\n".repeat(PINGS));
+    let tail = String::from_utf8_lossy(&read[read.len().saturating_sub(20)..]).into_owned();
+    assert!(
+        read == expected.as_bytes(),
+        "{} bytes of {}, ending {tail:?}",
+        read.len(),
+        expected.len()
+    );
+    drop(client);
+    junk.join().unwrap();
+}
+
 /// The ends that wait (for late lines, for a write to unblock), side by
 /// side: one after another they would add up on 2 cores.
 #[cfg(target_os = "linux")]
@@ -238,5 +285,6 @@ fn the_waiting_ends_side_by_side() {
         a_late_line_after_quit_loses_no_reply_and_causes_no_reset,
         late_lines_after_err_timeout_lose_no_reply,
         a_half_closing_client_gets_whole_lines_and_its_sender_exact_replies,
+        a_slow_reader_that_keeps_sending_after_quit_gets_every_reply,
     );
 }

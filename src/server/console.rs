@@ -22,7 +22,7 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::peer::Peer;
 use super::registry::User;
@@ -30,6 +30,9 @@ use super::{Shared, connections};
 
 /// The longest console line read; the rest of a longer one is ignored.
 const MAX_CONSOLE_LINE_BYTES: u64 = 1024;
+
+/// How often `kick` looks whether the kicked client has its last lines.
+const KICK_POLL: Duration = Duration::from_millis(20);
 
 /// How much longer than the write timeout `kick` waits for the session to
 /// end. A kicked session ends at once, unless it was in the middle of a
@@ -151,7 +154,17 @@ impl Console {
         self.shared
             .log
             .event(format_args!("{shown} kicked by the console"));
-        let wait = self.shared.config.write_timeout + KICK_GRACE;
+        // The client reads its last lines, then the end of stream; its
+        // session lingers meanwhile. Once the lines have reached it (or after
+        // the write timeout, if it does not take them), the session is woken,
+        // and closes.
+        let write_timeout = self.shared.config.write_timeout;
+        let started = Instant::now();
+        while peer.delivered() == Some(false) && started.elapsed() < write_timeout {
+            thread::sleep(KICK_POLL);
+        }
+        peer.wake();
+        let wait = write_timeout + KICK_GRACE;
         if self.shared.slots.wait_freed(peer.id, wait) {
             format!("kicked {shown}\n")
         } else {

@@ -195,14 +195,37 @@ impl Peer {
         self.shut(&mut writer, Shutdown::Both);
     }
 
-    /// The operator's `kick`: marks the client dropped, so that no new line
-    /// starts to it and its session stops, and wakes that session if it is
-    /// waiting for input. The session then closes the socket with
-    /// [`close`](Self::close), after any line being written to it.
+    /// Sends the end of stream after the lines already written, once
+    /// whoever is writing has finished its lines; the read side stays open
+    /// for the session to linger on. (The same wait as [`close`](Self::close).)
+    pub(crate) fn close_write(&self) {
+        let mut writer = self.lock();
+        self.shut(&mut writer, Shutdown::Write);
+    }
+
+    /// The operator's `kick`, in two steps. First this: marks the client
+    /// dropped, so that no new line starts to it and its session stops at
+    /// its next step; and sends the end of stream after the lines already
+    /// written (waiting, at most the write timeout, for a line being
+    /// written). The client can read them all, then the end.
     pub(crate) fn kick(&self) {
         self.dropped.store(true, Ordering::Release);
-        // The read side only: no writer is affected.
+        self.close_write();
+    }
+
+    /// Then, once those lines have reached the client (or it had the time
+    /// to take them): wakes the session if it is still waiting for input,
+    /// by shutting the read side down. (Not before: a socket shut both ways
+    /// that still receives data answers with a reset, which would throw
+    /// away the lines still on their way.)
+    pub(crate) fn wake(&self) {
         let _ = self.stream.shutdown(Shutdown::Read); // it may be closed already
+    }
+
+    /// Whether everything written to the socket has reached the client's
+    /// system (`None`: the system cannot tell).
+    pub(crate) fn delivered(&self) -> Option<bool> {
+        crate::sys::unacknowledged_bytes(&self.stream).map(|bytes| bytes == 0)
     }
 
     /// Takes the write lock, unless the socket is closed to writers, and

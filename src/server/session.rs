@@ -27,6 +27,7 @@ use super::peer::{self, Peer, Undelivered, is_timeout};
 use super::registry::User;
 use super::slots::{Lingering, Slot};
 use crate::protocol::{self, Command, Error, ErrorCode, Reply};
+use crate::sys;
 
 /// A read timeout that differs from what is left before the next deadline
 /// by less than this is left as it is: a system call saved per read, for a
@@ -35,6 +36,25 @@ const READ_TIMEOUT_SLACK: Duration = Duration::from_millis(10);
 
 /// How much one read takes while lingering. The bytes are thrown away.
 const LINGER_READ_BYTES: usize = 1024;
+
+/// While its last lines are still on their way to a client that reads
+/// slowly, a lingering session looks at their progress this often.
+const LINGER_SLICE: Duration = Duration::from_millis(50);
+
+/// A client still taking its last lines keeps the connection lingering for
+/// at most this many write timeouts after them.
+const LINGER_LIMIT: u32 = 10;
+
+/// ...as long as it takes some of them every this many write timeouts.
+/// (More than one: over loopback, a client's system acknowledges what its
+/// program read in steps of up to 64 KB, so a client reading 100 KB a
+/// second may acknowledge nothing for most of a second.)
+const LINGER_PATIENCE: u32 = 2;
+
+/// How long a session whose idle or login clock has run out waits, at
+/// most, for lines that arrived while it was busy (see
+/// [`Client::arrived_meanwhile`]).
+const ARRIVED_WAIT: Duration = Duration::from_millis(1);
 
 /// Why a session ended, as the log says it.
 #[derive(Debug)]
@@ -157,12 +177,22 @@ impl Session {
     /// Serves the client until the connection ends; logs how, and closes.
     pub(crate) fn run(mut self) {
         let end = self.serve();
+        let client = &mut self.client;
         // The slot and the name are free before the client sees the close.
-        self.client.slot = None;
-        self.client.login = None;
-        self.client.after_greeting();
+        client.login = None;
+        if let End::Dropped = end {
+            // Kicked: it may still be reading the lines it was sent, before
+            // the end of stream the kick sent. It lingers too (until the
+            // console, seeing them delivered, shuts the read side), but only
+            // in a lingering place, never in its slot. (A client dropped by
+            // a writer had its socket shut both ways: it lingers no time.)
+            let lingering = client.slot.take().map(Slot::linger);
+            client.lingering = lingering.filter(|l| matches!(l, Lingering::InPlace(_)));
+        }
+        client.slot = None;
+        client.after_greeting();
         self.log(&end);
-        self.client.linger(); // after QUIT or a timeout
+        self.client.linger(); // after QUIT, a timeout or a kick
         // Under the write lock, after any line another thread is writing.
         self.client.peer.close();
     }
@@ -373,6 +403,7 @@ impl Client {
             None => None,
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
+                _ if self.arrived_meanwhile(lines)? => return Ok(()),
                 _ => return Err(self.time_out(which)),
             },
         };
@@ -388,6 +419,24 @@ impl Client {
             // The read timed out: the next call checks which clock expired.
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(_) if self.peer.is_dropped() => Err(End::Dropped),
+            Err(e) => Err(End::Failed(e)),
+        }
+    }
+
+    /// Once a clock has run out: whether complete lines arrived while this
+    /// session was busy elsewhere (writing to a recipient that reads
+    /// slowly, say, for up to the write timeout). They were sent in time,
+    /// so they count, as if read on time; bytes without their LF do not.
+    fn arrived_meanwhile(&mut self, lines: &mut LineReader) -> Result<bool, End> {
+        self.set_read_timeout(Some(ARRIVED_WAIT))
+            .map_err(End::Failed)?;
+        let read = lines.fill(&mut self.peer.stream());
+        self.after_greeting();
+        match read {
+            Ok(0) if self.peer.is_dropped() => Err(End::Dropped),
+            Ok(0) => Err(End::Closed),
+            Ok(_) => Ok(lines.has_line()),
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(End::Failed(e)),
         }
     }
@@ -468,29 +517,58 @@ impl Client {
         }
     }
 
-    /// Reads and discards the client's input until it closes its side, for
-    /// at most the write timeout after the last line was written: then the
-    /// connection is closed whatever the client does.
+    /// Reads and discards the client's input until it closes its side, so
+    /// that closing the socket does not reset the connection (a reset
+    /// throws away the lines still on their way). It ends, whatever the
+    /// client does, once the write timeout has passed since the last lines
+    /// were written and they have reached the client's system; or once the
+    /// client has taken none of them for the write timeout (it does not
+    /// read: no more to wait for); and after [`LINGER_LIMIT`] write
+    /// timeouts in any case. Where the system cannot tell what reached the
+    /// client, after the write timeout.
     fn linger(&mut self) {
         // Held until the end of the lingering: a lingering place, or the
         // slot itself if none was free.
         let Some(_held) = self.lingering.take() else {
             return;
         };
-        // The write timeout is bounded, so this cannot overflow.
-        let deadline = Instant::now() + self.shared.config.write_timeout;
+        let write_timeout = self.shared.config.write_timeout;
+        // The write timeout is bounded, so these cannot overflow.
+        let started = Instant::now();
+        let (deadline, limit) = (
+            started + write_timeout,
+            started + write_timeout * LINGER_LIMIT,
+        );
+        let stream = self.peer.stream();
+        let mut unacknowledged = sys::unacknowledged_bytes(stream);
+        let mut progress = started;
         let mut sink = [0; LINGER_READ_BYTES];
-        let mut stream = self.peer.stream();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        loop {
+            let now = Instant::now();
+            let delivered = unacknowledged.is_none_or(|bytes| bytes == 0);
+            let stuck = now >= progress + write_timeout * LINGER_PATIENCE;
+            if now >= limit || (now >= deadline && (delivered || stuck)) {
                 break;
             }
-            match stream.read(&mut sink) {
-                Ok(0) => break, // the client closed: all was delivered
+            let wait = match deadline.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => left,
+                _ => LINGER_SLICE,
+            };
+            if stream.set_read_timeout(Some(wait)).is_err() {
+                break;
+            }
+            // `Read` is implemented for `&TcpStream`, as in `read_more`.
+            match (&mut &*stream).read(&mut sink) {
+                Ok(0) => break, // the client closed (or was kicked meanwhile)
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
+            let now_unacknowledged = sys::unacknowledged_bytes(stream);
+            if now_unacknowledged < unacknowledged {
+                progress = Instant::now();
+            }
+            unacknowledged = now_unacknowledged;
         }
     }
 }
