@@ -489,16 +489,6 @@ fn list_convoy() -> Convoy {
         thread::sleep(Duration::from_millis(5)); // pacing, as a user would
     }
     let worst_and_median = |mut waits: Vec<Duration>| {
-        eprintln!(
-            "DBG {:?}",
-            waits
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.as_millis() > 5)
-                .map(|(i, w)| (i, w.as_millis()))
-                .collect::<Vec<_>>()
-        );
-        eprintln!("DBG n={}", waits.len());
         waits.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         [ms(waits[waits.len() - 1]), ms(waits[waits.len() / 2])]
