@@ -371,25 +371,12 @@ mod tests {
         );
     }
 
-    /// A stderr that reports each line written to it.
-    struct Lines(Sender<String>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The console may end, and log it, before the server has announced
     /// itself: the announce is still the first line.
     #[test]
     fn events_queued_before_the_announce_come_after_it() {
         let (written, seen) = mpsc::channel();
-        let log = Log::start(Lines(written), false).unwrap();
+        let log = Log::start(crate::server::testing::Written(written), false).unwrap();
         log.event(format_args!("early"));
         log.announce("minichat: listening on 127.0.0.1:1234 (max 5 connections)".into());
         log.event(format_args!("late"));

@@ -294,20 +294,8 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::mpsc::{self, Sender};
-
-    /// A log whose writes reach the test through a channel.
-    struct Kept(Sender<String>);
-
-    impl Write for Kept {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use std::sync::mpsc;
+    use testing::Written;
 
     /// Spawns that fail, one in two: a process short of threads.
     static SPAWNS: AtomicUsize = AtomicUsize::new(0);
@@ -334,7 +322,7 @@ mod tests {
             ..Config::default()
         };
         let (log, logged) = mpsc::channel();
-        let mut server = Server::bind_with_log(config, Kept(log)).unwrap();
+        let mut server = Server::bind_with_log(config, Written(log)).unwrap();
         server.spawn = every_other_spawn_fails;
         let address = server.local_addr().unwrap();
         let shared = Arc::clone(&server.shared);
@@ -382,22 +370,8 @@ mod tests {
 mod log_order {
     use super::*;
     use std::io::{BufRead, BufReader};
-    use std::sync::mpsc::{self, Sender};
-
-    /// A log whose lines reach the test through a channel.
-    struct Lines(Sender<String>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            for line in String::from_utf8_lossy(buf).lines() {
-                let _ = self.0.send(line.to_owned());
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use std::sync::mpsc;
+    use testing::Written;
 
     /// Clients that send their lines before they read the greeting: the
     /// session reads them at once, while the accept loop may still be
@@ -414,7 +388,7 @@ mod log_order {
             ..Config::default()
         };
         let (log, logged) = mpsc::channel();
-        let server = Server::bind_with_log(config, Lines(log)).unwrap();
+        let server = Server::bind_with_log(config, Written(log)).unwrap();
         let address = server.local_addr().unwrap();
         thread::spawn(move || server.run());
         let clients: Vec<TcpStream> = (0..CLIENTS)
@@ -463,6 +437,21 @@ mod log_order {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use std::sync::mpsc::Sender;
+
+    /// A stderr for the log whose writes reach the test through a channel,
+    /// one message per write (the logging thread writes a line at a time).
+    pub(crate) struct Written(pub(crate) Sender<String>);
+
+    impl Write for Written {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     /// What sessions share, for unit tests: the defaults but the write
     /// timeout, and a log that goes nowhere.
