@@ -302,15 +302,9 @@ impl Greeting<'_> {
     /// Writes `line` (`OK WELCOME`). The socket is new and its send buffer
     /// empty, so the line goes straight in; the write timeout bounds it all
     /// the same. The lock is held until this `Greeting` is dropped.
-    pub(crate) fn write(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, line: &[u8]) -> Result<(), Undelivered> {
         let deadline = Instant::now() + self.peer.write_timeout;
-        write_before(&self.peer.stream, line, deadline, self.peer.write_timeout).map_err(
-            |stopped| {
-                self.peer.dropped.store(true, Ordering::Release);
-                self.peer.shut(&mut self.writer, Shutdown::Both);
-                stopped.error
-            },
-        )
+        self.peer.write_or_drop(&mut self.writer, line, deadline)
     }
 }
 

@@ -408,6 +408,13 @@ impl Client {
             },
         };
         self.set_read_timeout(left).map_err(End::Failed)?;
+        self.read_once(lines).map(drop) // a timeout: the next call checks which clock expired
+    }
+
+    /// One read into `lines`, with the socket's read timeout as it is set:
+    /// whether bytes came (`false`: the read timed out), or how the
+    /// connection ended.
+    fn read_once(&mut self, lines: &mut LineReader) -> Result<bool, End> {
         // `Read` is implemented for `&TcpStream`: the session reads through
         // the same shared socket that other threads write to.
         let read = lines.fill(&mut self.peer.stream());
@@ -415,9 +422,8 @@ impl Client {
         match read {
             Ok(0) if self.peer.is_dropped() => Err(End::Dropped),
             Ok(0) => Err(End::Closed),
-            Ok(_) => Ok(()),
-            // The read timed out: the next call checks which clock expired.
-            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(false),
             Err(_) if self.peer.is_dropped() => Err(End::Dropped),
             Err(e) => Err(End::Failed(e)),
         }
@@ -430,15 +436,7 @@ impl Client {
     fn arrived_meanwhile(&mut self, lines: &mut LineReader) -> Result<bool, End> {
         self.set_read_timeout(Some(ARRIVED_WAIT))
             .map_err(End::Failed)?;
-        let read = lines.fill(&mut self.peer.stream());
-        self.after_greeting();
-        match read {
-            Ok(0) if self.peer.is_dropped() => Err(End::Dropped),
-            Ok(0) => Err(End::Closed),
-            Ok(_) => Ok(lines.has_line()),
-            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => Ok(false),
-            Err(e) => Err(End::Failed(e)),
-        }
+        Ok(self.read_once(lines)? && lines.has_line())
     }
 
     /// Waits, the first time, until the accept loop has written and logged
